@@ -1,0 +1,109 @@
+"""Experiment configs: one ml_collections file per experiment, with command-line overrides.
+
+A config file defines ``get_config(arg: str | None = None) -> ml_collections.ConfigDict``.
+``path.py:arg`` passes ``arg`` (big_vision style, e.g. ``pretrain_synthetic.py:tiny``).
+Overrides are ``--config.a.b=value`` strings; the value is parsed as the type of the field
+it replaces (so a typo in a field name or a wrong type is an error, not a silent new key).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import pathlib
+
+import ml_collections
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
+def resolve_config_path(spec: str) -> tuple[pathlib.Path, str | None]:
+    """Splits ``path.py[:arg]`` and finds the file (as given, or by name in experiments/configs)."""
+    path_str, _, arg = spec.partition(":")
+    path = pathlib.Path(path_str)
+    if not path.exists() and (CONFIG_DIR / path.name).exists():
+        path = CONFIG_DIR / path.name
+    if not path.exists():
+        available = sorted(p.name for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
+        raise FileNotFoundError(
+            f"config file {path_str!r} not found; expected a path to a .py file with "
+            f"get_config(), or one of {available} in {CONFIG_DIR}")
+    return path, (arg or None)
+
+
+def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """Loads ``spec`` (``path.py[:arg]``) and applies ``--config.field=value`` overrides."""
+    path, arg = resolve_config_path(spec)
+    module_spec = importlib.util.spec_from_file_location(f"dface_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"config file {path} defines no get_config(arg=None)")
+    config = module.get_config(arg) if arg is not None else module.get_config()
+    return apply_overrides(config, overrides)
+
+
+def _parse_value(text: str, current):
+    if isinstance(current, bool):
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected a boolean, got {text!r}")
+        return lowered in ("true", "1")
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if isinstance(current, str) or current is None:
+        if current is None:
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return text
+        return text
+    if isinstance(current, (tuple, list)):
+        value = ast.literal_eval(text)
+        if not isinstance(value, (tuple, list)):
+            value = (value,)
+        return type(current)(value)
+    return ast.literal_eval(text)
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
+    """Applies ``--config.a.b=value`` (or ``a.b=value``) strings to ``config`` in place."""
+    for item in overrides:
+        text = item[2:] if item.startswith("--") else item
+        if not text.startswith("config.") or "=" not in text:
+            raise ValueError(f"override {item!r} is not of the form --config.field=value")
+        key, _, raw = text[len("config."):].partition("=")
+        parent = config
+        *parents, leaf = key.split(".")
+        for name in parents:
+            if name not in parent:
+                raise KeyError(f"override {item!r}: config has no field {name!r}")
+            parent = parent[name]
+        if leaf not in parent:
+            raise KeyError(f"override {item!r}: config has no field {key!r}; "
+                           f"fields here are {sorted(parent.keys())}")
+        try:
+            value = _parse_value(raw, parent[leaf])
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"override {item!r}: {err}") from None
+        parent[leaf] = value
+    return config
+
+
+def save_config(config: ml_collections.ConfigDict, path: str | pathlib.Path) -> None:
+    """Writes the config as JSON, so a workdir can be loaded without the config file."""
+    pathlib.Path(path).write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def read_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """Reads a config written by :func:`save_config` (lists come back as tuples)."""
+    def tuples(obj):
+        if isinstance(obj, dict):
+            return {k: tuples(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return tuple(tuples(v) for v in obj)
+        return obj
+    return ml_collections.ConfigDict(tuples(json.loads(pathlib.Path(path).read_text())))
