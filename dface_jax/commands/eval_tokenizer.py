@@ -1,0 +1,36 @@
+"""``dface-jax eval-tokenizer --workdir W --out report.json``: score a pretrained tokenizer
+on held-out SynthFACS identities (see dface_jax/train/tokenizer_eval.py for the protocol)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+HELP = "score a tokenizer on held-out SynthFACS identities"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", required=True, help="a pretraining workdir")
+    parser.add_argument("--out", required=True, help="where to write the JSON report")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    parser.add_argument("--num-identities", type=int, default=None,
+                        help="held-out people (default: the run config's eval.num_identities)")
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    from dface_jax.train.tokenizer_eval import evaluate_workdir
+
+    eval_overrides = {}
+    if args.num_identities is not None:
+        eval_overrides["num_identities"] = args.num_identities
+    report = evaluate_workdir(args.workdir, step=args.step, overrides=eval_overrides)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    for key in ("recon_l1", "codes_in_use", "perplexity", "action_probe_accuracy",
+                "transfer_error_ratio"):
+        print(f"{key:>22}: {report[key]:.4g}" if isinstance(report[key], float)
+              else f"{key:>22}: {report[key]}")
+    print(f"wrote {out}")
+    return 0

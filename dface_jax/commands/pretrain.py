@@ -1,0 +1,46 @@
+"""``dface-jax pretrain --config FILE --workdir W``: pretrain the action tokenizer.
+
+Resumes automatically from the latest checkpoint in ``W``. With a synthetic config whose
+``data.dir`` is empty, SynthFACS talking clips are generated into ``W/data`` first. On a
+multi-host TPU slice run the same command on every host with ``--distributed`` (see
+experiments/launch/tpu_pod.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+HELP = "pretrain the C-VQ-VAE action tokenizer"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True,
+                        help="experiment config, e.g. experiments/configs/pretrain_synthetic.py[:tiny]")
+    parser.add_argument("--workdir", required=True, help="run directory (checkpoints, metrics)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first (multi-host TPU/GPU)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    import jax
+
+    if args.distributed:
+        jax.distributed.initialize()
+
+    from dface_jax.configs import load_config, save_config
+    from dface_jax.train import pretrain
+
+    config = load_config(args.config, overrides)
+    workdir = pathlib.Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+        save_config(config, workdir / "config.json")
+    shard_dir = pretrain.ensure_clip_shards(config, workdir)
+    state = pretrain.train(config, workdir, shard_dir=shard_dir,
+                           progress=not args.no_progress)
+    if jax.process_index() == 0:
+        print(f"pretrained to step {int(state['step'])}; checkpoints in {workdir / 'checkpoints'}, "
+              f"metrics in {workdir / 'metrics.jsonl'}")
+    return 0

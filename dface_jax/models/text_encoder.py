@@ -1,0 +1,198 @@
+"""Text anchors for EDCLIP: a frozen Flax text encoder from a *local* directory, or a tiny random one.
+
+The release embeds its prompts with CLIP ViT-L/14's text tower (768-d, after the text
+projection). Here the encoder is read from a directory in Hugging Face format that the user
+provides; nothing is ever fetched from the hub (``local_files_only=True``, and a path that
+does not exist is an error naming it):
+
+- A CLIP directory (``config.json`` model_type ``clip`` or ``clip_text_model``): a checkpoint
+  with the text projection (``CLIPModel``, ``CLIPTextModelWithProjection``, as the openai
+  releases are) gives the projected ``text_embeds``, as CLIP's ``encode_text`` does; a bare
+  ``CLIPTextModel`` gives its pooled output (the EOS token after the final LayerNorm).
+  Tokenised with ``CLIPTokenizer`` from the same directory.
+- Any other model ``FlaxAutoModel`` loads (Flax weights, or PyTorch weights as
+  ``model.safetensors`` read with ``from_pt=True``, which needs no PyTorch), e.g. the
+  sentence-transformers all-MiniLM-L6-v2: the attention-masked mean of the last hidden
+  states (how sentence-transformers pools it), with ``AutoTokenizer``.
+- ``None``: a tiny random CLIP text model (seeded) with a word-hashing tokenizer, built in
+  memory, mean-pooled over the prompt's tokens. Its anchors are distinct per prompt but carry no meaning; ``info["semantic"]`` is
+  False and :data:`NON_SEMANTIC_WARNING` is the text reports print.
+
+Anchors are L2-normalised float32 [K, D] and can be cached in an ``.npz`` keyed by the
+prompts and the model, so a LOSO sweep embeds them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import warnings
+import zlib
+from typing import Sequence
+
+import numpy as np
+
+NON_SEMANTIC_WARNING = (
+    "anchors are not semantic: no text encoder directory was given, so the EDCLIP prompts were "
+    "embedded by a tiny random CLIP text model (pass a local CLIP directory for real anchors)")
+
+_PROJECTED_CLIP_ARCHITECTURES = ("CLIPModel", "FlaxCLIPModel", "CLIPTextModelWithProjection",
+                                 "FlaxCLIPTextModelWithProjection")
+_RANDOM_VOCAB_SIZE = 4096
+
+
+def _l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+def hash_tokenize(prompts: Sequence[str], vocab_size: int = _RANDOM_VOCAB_SIZE
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A deterministic word-hashing tokenizer for the random encoder.
+
+    Lower-cased words (letters/digits) are hashed (crc32) into ids 1 .. vocab_size-3, wrapped
+    in begin (vocab_size-2) and end (vocab_size-1) tokens and right-padded with 0.
+    Returns (input_ids int32 [K, L], attention_mask int32 [K, L]).
+    """
+    rows = []
+    for prompt in prompts:
+        words = "".join(c if c.isalnum() else " " for c in prompt.lower()).split()
+        ids = [1 + zlib.crc32(word.encode()) % (vocab_size - 3) for word in words]
+        rows.append([vocab_size - 2] + ids + [vocab_size - 1])
+    length = max(len(row) for row in rows)
+    input_ids = np.zeros((len(rows), length), np.int32)
+    attention_mask = np.zeros((len(rows), length), np.int32)
+    for index, row in enumerate(rows):
+        input_ids[index, :len(row)] = row
+        attention_mask[index, :len(row)] = 1
+    return input_ids, attention_mask
+
+
+def _random_clip_anchors(prompts: Sequence[str], width: int, seed: int) -> np.ndarray:
+    from transformers import CLIPTextConfig, FlaxCLIPTextModel
+
+    config = CLIPTextConfig(vocab_size=_RANDOM_VOCAB_SIZE, hidden_size=width,
+                            intermediate_size=2 * width, num_hidden_layers=2,
+                            num_attention_heads=max(1, width // 32), max_position_embeddings=128,
+                            bos_token_id=_RANDOM_VOCAB_SIZE - 2, eos_token_id=_RANDOM_VOCAB_SIZE - 1,
+                            pad_token_id=0)
+    model = FlaxCLIPTextModel(config, seed=seed)
+    input_ids, attention_mask = hash_tokenize(prompts)
+    if input_ids.shape[1] > config.max_position_embeddings:
+        raise ValueError(f"a prompt has {input_ids.shape[1]} tokens; the random encoder takes "
+                         f"{config.max_position_embeddings}")
+    hidden = np.asarray(model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
+    # Masked mean, not the EOS state: in an untrained causal model the EOS state is dominated
+    # by its position, so two prompts of the same length got cosine 0.99; the mean keeps
+    # them apart (cosine 0.7-0.8 for the composite prompts).
+    mask = attention_mask[..., None].astype(np.float32)
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
+def _read_model_config(model_dir: pathlib.Path) -> dict:
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"text encoder directory {model_dir} has no config.json; expected a "
+                                f"model saved in Hugging Face format (save_pretrained)")
+    return json.loads(config_path.read_text())
+
+
+def _directory_anchors(prompts: Sequence[str], model_dir: pathlib.Path) -> tuple[np.ndarray, str]:
+    """Embeds ``prompts`` with the model in ``model_dir``; returns (features, description)."""
+    model_config = _read_model_config(model_dir)
+    model_type = model_config.get("model_type", "")
+    architectures = tuple(model_config.get("architectures") or ())
+    # PyTorch/safetensors-only directories are converted on load (no PyTorch needed for safetensors).
+    from_pt = not (model_dir / "flax_model.msgpack").is_file()
+    if model_type in ("clip", "clip_text_model"):
+        from transformers import (CLIPTokenizer, FlaxCLIPTextModel,
+                                  FlaxCLIPTextModelWithProjection)
+
+        tokenizer = CLIPTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        projected = any(name in _PROJECTED_CLIP_ARCHITECTURES for name in architectures)
+        model_class = FlaxCLIPTextModelWithProjection if projected else FlaxCLIPTextModel
+        model = model_class.from_pretrained(str(model_dir), from_pt=from_pt, local_files_only=True)
+        # CLIP's context is 77 tokens; longer prompts are cut (keeping the end token), as the
+        # release's clip.tokenize(truncate=True) does.
+        batch = tokenizer(list(prompts), padding=True, truncation=True,
+                          max_length=model.config.max_position_embeddings, return_tensors="np")
+        outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        features = outputs.text_embeds if projected else outputs.pooler_output
+        pooling = "text projection" if projected else "EOS pooled output"
+        return np.asarray(features), f"{model_class.__name__} ({pooling}) from {model_dir}"
+
+    from transformers import AutoTokenizer, FlaxAutoModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    batch = tokenizer(list(prompts), padding=True, truncation=True, return_tensors="np")
+    model = FlaxAutoModel.from_pretrained(str(model_dir), from_pt=from_pt, local_files_only=True)
+    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids")
+              if key in batch}
+    hidden = np.asarray(model(**inputs).last_hidden_state)
+    mask = batch["attention_mask"][..., None].astype(np.float32)
+    features = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
+    return features, f"{type(model).__name__} (masked mean pooling) from {model_dir}"
+
+
+def _cache_key(prompts: Sequence[str], model_id: str) -> str:
+    payload = json.dumps({"prompts": list(prompts), "model": model_id}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _model_id(clip_dir: str | None, random_width: int, seed: int) -> str:
+    if clip_dir is None:
+        return f"random-tiny-clip(width={random_width},seed={seed})"
+    model_dir = pathlib.Path(clip_dir).resolve()
+    config_text = (model_dir / "config.json").read_text() if (model_dir / "config.json").is_file() else ""
+    return f"{model_dir}#{hashlib.sha256(config_text.encode()).hexdigest()[:16]}"
+
+
+def encode_prompts(prompts: Sequence[str], clip_dir: str | os.PathLike | None = None, *,
+                   cache_path: str | os.PathLike | None = None, random_width: int = 64,
+                   seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Embeds ``prompts`` into L2-normalised text anchors.
+
+    prompts: K strings (e.g. from ``edclip.class_prompts``). clip_dir: a local Hugging Face
+    directory (see the module docstring) or None for the tiny random encoder of width
+    ``random_width`` seeded by ``seed``. cache_path: an ``.npz`` read when its key (prompts +
+    model) matches, written otherwise.
+
+    Returns (anchors float32 [K, D], info dict(semantic: bool, model: str, cached: bool,
+    warning: str | None)).
+    """
+    prompts = tuple(prompts)
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError(f"encode_prompts needs non-empty prompt strings, got {prompts!r}")
+    if clip_dir is not None and not pathlib.Path(clip_dir).is_dir():
+        raise FileNotFoundError(
+            f"text encoder directory {str(clip_dir)!r} does not exist; pass a local directory "
+            f"in Hugging Face format (nothing is downloaded), or no directory for random anchors")
+    model_id = _model_id(None if clip_dir is None else str(clip_dir), random_width, seed)
+    key = _cache_key(prompts, model_id)
+    semantic = clip_dir is not None
+    info = {"semantic": semantic, "model": model_id, "cached": False,
+            "warning": None if semantic else NON_SEMANTIC_WARNING}
+
+    if cache_path is not None and pathlib.Path(cache_path).is_file():
+        with np.load(cache_path) as cached:
+            if str(cached["key"]) == key:
+                info.update(model=str(cached["model"]), cached=True)
+                if not semantic:
+                    warnings.warn(NON_SEMANTIC_WARNING, stacklevel=2)
+                return cached["anchors"].astype(np.float32), info
+
+    if clip_dir is None:
+        warnings.warn(NON_SEMANTIC_WARNING, stacklevel=2)
+        features = _random_clip_anchors(prompts, random_width, seed)
+        info["model"] = f"FlaxCLIPTextModel random tiny (width {random_width}, seed {seed})"
+    else:
+        features, info["model"] = _directory_anchors(prompts, pathlib.Path(clip_dir))
+    anchors = _l2_normalize(features)
+
+    if cache_path is not None:
+        pathlib.Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_path, anchors=anchors, key=np.array(key), model=np.array(info["model"]),
+                 prompts=np.array(prompts))
+    return anchors, info

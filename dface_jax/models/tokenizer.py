@@ -1,0 +1,368 @@
+"""The C-VQ-VAE action tokenizer: (source, driving) frame pair -> 16 action tokens.
+
+Shapes (paper-scale defaults from the authors' release, every one a config field):
+
+1. Both frames -> shared patch embedding (LayerNorm, Linear, LayerNorm) -> tokens
+   [B, 2, h, w, dim] on the ``image_size / patch_size`` grid (16 x 16 at 256 px / 16).
+2. Spatial Transformer on each frame (continuous position bias; its PEG is causal in
+   time, so the driving frame's tokens see the source's neighbourhood), then a temporal
+   Transformer across the two frames at each patch position.
+3. Each frame's encoding -> ``project_in`` (dim -> quant_dim) -> stride-2 3x3 convs
+   (ReLU between) down to the ``sqrt(code_seq_len)`` grid (two convs for 16 -> 4);
+   action latents = driving - source, [B, 16, quant_dim].
+4. Vector quantizer (32 codes) -> ``action_tokens`` int32 [B, 16] -> ``project_out``
+   (quant_dim -> dim) -> action vectors [B, 16, dim].
+5. Decoder: the source frame's patch embeddings (stop-gradient) are the queries of a
+   spatial Transformer that cross-attends to the action vectors; a linear head maps
+   every token back to a pixel patch -> the driving frame [B, H, W, C].
+
+Token layout. The release reshapes its (B*16, 32) quantized codes to (B, 32, 16) and
+transposes, instead of (B, 16, 32): decoder context row j then holds channels drawn from
+*all* codes (row j, channel c is element c*16 + j of the concatenated codes), so every
+code is spread over all 16 context vectors, each at a different set of channels. Our
+default is the clean layout (context row i is code i); ``released_token_layout=True``
+reproduces the release. The paper's finding that tokens have *position-dependent*
+semantics (the same code means different things at different positions) may come from
+the released layout: there a code's value lands in channels that depend on its position
+i (channels c with c*16+j in [32 i, 32 i + 32)), so after ``project_out`` the same code
+at two positions feeds different weights of the decoder. In the clean layout a code at
+any position gives the same action vector; position enters only through which
+source-token queries attend to it.
+
+Temporal PEG. The release's temporal Transformer holds tokens as (b*h*w, t, d) but its
+PEG reshapes them straight to (b, t, h, w, d), which mixes patch positions and frames
+(t = 2). ``released_temporal_peg=True`` reproduces that; the clean default rearranges
+the tokens to their true (b, t, h, w, d) layout first.
+
+Quantizer: ``"straight_through"`` (default, with codebook and commitment losses) or the
+release's ``"nsvq"`` noise substitution (eval mode uses the hard codes either way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import einops
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dface_jax.models import layers
+from dface_jax.models import vq
+
+RECON_LOSSES = ("mse", "l1")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    """Hyper-parameters of :class:`ActionTokenizer` (paper scale = the released model)."""
+
+    dim: int = 512
+    quant_dim: int = 32
+    codebook_size: int = 32
+    image_size: int = 256
+    patch_size: int = 16
+    spatial_depth: int = 6
+    temporal_depth: int = 6
+    decoder_depth: int = 6  # the release's decoder has spatial_depth blocks
+    heads: int = 8
+    dim_head: int = 64
+    channels: int = 3
+    code_seq_len: int = 16
+    ff_mult: float = 4.0
+    num_null_kv: int = 2  # learned null key/values of the decoder's cross-attention
+    released_token_layout: bool = False
+    released_temporal_peg: bool = False
+    quantizer: str = "straight_through"
+    codebook_update: str = "loss"
+    commitment_beta: float = 0.25
+    ema_decay: float = 0.99
+    recon_loss: str = "mse"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of "
+                             f"patch_size {self.patch_size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
+        if self.quantizer not in vq.QUANTIZERS:
+            raise ValueError(f"quantizer must be one of {vq.QUANTIZERS}, got {self.quantizer!r}")
+        if self.codebook_update not in vq.CODEBOOK_UPDATES:
+            raise ValueError(f"codebook_update must be one of {vq.CODEBOOK_UPDATES}, "
+                             f"got {self.codebook_update!r}")
+        if self.recon_loss not in RECON_LOSSES:
+            raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        self.num_downsamples  # validates the grid sizes
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TokenizerConfig":
+        """Builds a config from a (config sub-)dict; unknown keys are an error."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise KeyError(f"unknown TokenizerConfig fields {unknown}; known: {sorted(fields)}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def patch_grid(self) -> int:
+        """Side of the patch grid (16 at 256 px / 16)."""
+        return self.image_size // self.patch_size
+
+    @property
+    def action_grid(self) -> int:
+        """Side of the action-token grid (4 for 16 tokens)."""
+        side = math.isqrt(self.code_seq_len)
+        if side * side != self.code_seq_len:
+            raise ValueError(f"code_seq_len must be a square number, got {self.code_seq_len}")
+        return side
+
+    @property
+    def num_downsamples(self) -> int:
+        """Stride-2 convs from the patch grid to the action grid (2 for 16 -> 4)."""
+        ratio, remainder = divmod(self.patch_grid, self.action_grid)
+        if remainder or ratio & (ratio - 1):
+            raise ValueError(
+                f"the patch grid ({self.image_size} px / patch {self.patch_size} = "
+                f"{self.patch_grid}) must be {self.action_grid} times a power of 2 to reach "
+                f"the {self.action_grid}x{self.action_grid} action grid with stride-2 convs")
+        return ratio.bit_length() - 1
+
+    @property
+    def compute_dtype(self):
+        return DTYPES[self.dtype]
+
+
+def patchify(frames: jax.Array, patch_size: int) -> jax.Array:
+    """[B, H, W, C] -> [B, h, w, C*p*p], each patch flattened channel-major (c, p1, p2).
+
+    Channel-major is the release's order, so its patch Linear weights apply unchanged.
+    """
+    return einops.rearrange(frames, "b (h p1) (w p2) c -> b h w (c p1 p2)",
+                            p1=patch_size, p2=patch_size)
+
+
+def unpatchify(patches: jax.Array, patch_size: int, channels: int) -> jax.Array:
+    """The inverse of :func:`patchify`: [B, h, w, C*p*p] -> [B, H, W, C]."""
+    return einops.rearrange(patches, "b h w (c p1 p2) -> b (h p1) (w p2) c",
+                            p1=patch_size, p2=patch_size, c=channels)
+
+
+def released_layout(codes: jax.Array) -> jax.Array:
+    """The release's token reshape: [B, N, D] codes -> [B, N, D], row j channel c =
+    flat code element c*N + j (a reshape to [B, D, N] then a transpose)."""
+    batch, num_tokens, code_dim = codes.shape
+    return jnp.swapaxes(codes.reshape(batch, code_dim, num_tokens), 1, 2)
+
+
+class PatchEmbedding(nn.Module):
+    """LayerNorm, Linear, LayerNorm over flattened patches: [B, H, W, C] -> [B, h, w, dim]."""
+
+    dim: int
+    patch_size: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, frames: jax.Array) -> jax.Array:
+        patches = patchify(frames, self.patch_size)
+        patches = layers.layer_norm(use_bias=True, dtype=self.dtype, name="norm_in")(patches)
+        tokens = nn.Dense(self.dim, dtype=self.dtype, name="proj")(patches)
+        return layers.layer_norm(use_bias=True, dtype=self.dtype, name="norm_out")(tokens)
+
+
+class ActionTokenizer(nn.Module):
+    """The C-VQ-VAE. Frames are NHWC float32 in [0, 1] with ``config.channels`` channels.
+
+    ``__call__(source, driving, *, train)`` returns a dict:
+      ``recon`` [B, H, W, C] (the driving frame decoded from the source and the
+      quantizer output), ``action_tokens`` int32 [B, 16], ``action_latents``
+      [B, 16, quant_dim] (pre-quantization, for dead-code restart), ``code_counts`` int32
+      [K], ``losses`` dict(recon, vq, codebook, commitment, total) and ``metrics``
+      dict(perplexity, codes_in_use). ``train=True`` with ``quantizer="nsvq"`` needs an
+      rng named ``"nsvq"``; with ``codebook_update="ema"`` pass ``mutable=["vq_ema"]``.
+    """
+
+    config: TokenizerConfig
+
+    def setup(self):
+        config = self.config
+        dtype = config.compute_dtype
+        transformer = dict(dim=config.dim, heads=config.heads, dim_head=config.dim_head,
+                           ff_mult=config.ff_mult, dtype=dtype)
+        self.patch_embedding = PatchEmbedding(config.dim, config.patch_size, dtype=dtype)
+        # One position-bias MLP, shared by the encoder's and the decoder's spatial blocks.
+        self.spatial_position_bias = layers.ContinuousPositionBias(
+            config.dim, config.heads, dtype=dtype)
+        self.spatial_encoder = layers.Transformer(depth=config.spatial_depth,
+                                                  sequence_axis="space", **transformer)
+        self.temporal_encoder = layers.Transformer(
+            depth=config.temporal_depth, sequence_axis="time",
+            released_peg_reshape=config.released_temporal_peg, **transformer)
+        self.project_in = nn.Dense(config.quant_dim, dtype=dtype)
+        self.downsample = [
+            nn.Conv(config.quant_dim, kernel_size=(3, 3), strides=(2, 2),
+                    padding=((1, 1), (1, 1)), dtype=dtype, name=f"downsample_{index}")
+            for index in range(config.num_downsamples)]
+        self.quantizer = vq.VectorQuantizer(
+            num_codes=config.codebook_size, code_dim=config.quant_dim,
+            beta=config.commitment_beta, quantizer=config.quantizer,
+            codebook_update=config.codebook_update, ema_decay=config.ema_decay)
+        self.project_out = nn.Dense(config.dim, dtype=dtype)
+        self.decoder = layers.Transformer(depth=config.decoder_depth, sequence_axis="space",
+                                          has_cross_attn=True, num_null_kv=config.num_null_kv,
+                                          **transformer)
+        self.to_pixels = nn.Dense(config.channels * config.patch_size ** 2, dtype=dtype)
+
+    def _check_frames(self, name: str, frames: jax.Array) -> None:
+        config = self.config
+        expected = (config.image_size, config.image_size, config.channels)
+        if frames.ndim != 4 or tuple(frames.shape[1:]) != expected:
+            raise ValueError(f"{name} frames must be [B, {expected[0]}, {expected[1]}, "
+                             f"{expected[2]}] (NHWC, from TokenizerConfig), got {frames.shape}")
+
+    def _frame_latent(self, frame_tokens: jax.Array) -> jax.Array:
+        """One frame's encoding [B, h, w, dim] -> [B, 16, quant_dim] on the action grid."""
+        latent = self.project_in(frame_tokens)
+        for index, conv in enumerate(self.downsample):
+            if index:
+                latent = nn.relu(latent)
+            latent = conv(latent)
+        return latent.reshape(latent.shape[0], -1, self.config.quant_dim)
+
+    def action_latents(self, source: jax.Array, driving: jax.Array) -> jax.Array:
+        """Encoder: [B, H, W, C] pair -> pre-quantization action latents [B, 16, quant_dim]."""
+        self._check_frames("source", source)
+        self._check_frames("driving", driving)
+        dtype = self.config.compute_dtype
+        tokens = jnp.stack([self.patch_embedding(source.astype(dtype)),
+                            self.patch_embedding(driving.astype(dtype))], axis=1)
+        batch, frames, height, width, dim = tokens.shape
+        video_shape = (batch, frames, height, width)
+        spatial = tokens.reshape(batch * frames, height * width, dim)
+        spatial = self.spatial_encoder(spatial, video_shape,
+                                       attn_bias=self.spatial_position_bias(height, width))
+        temporal = einops.rearrange(spatial, "(b t) (h w) d -> (b h w) t d",
+                                    b=batch, h=height, w=width)
+        temporal = self.temporal_encoder(temporal, video_shape)
+        encoded = einops.rearrange(temporal, "(b h w) t d -> b t h w d",
+                                   b=batch, h=height, w=width)
+        source_latent = self._frame_latent(encoded[:, 0])
+        driving_latent = self._frame_latent(encoded[:, 1])
+        return (driving_latent - source_latent).astype(jnp.float32)
+
+    def codes_to_action_vectors(self, codes: jax.Array) -> jax.Array:
+        """Quantized codes [B, 16, quant_dim] -> decoder context [B, 16, dim]."""
+        if self.config.released_token_layout:
+            codes = released_layout(codes)
+        return self.project_out(codes.astype(self.config.compute_dtype))
+
+    def decode_from_action_vectors(self, source: jax.Array, action_vectors: jax.Array) -> jax.Array:
+        """Decoder: source [B, H, W, C] and action vectors [B, 16, dim] -> [B, H, W, C]."""
+        self._check_frames("source", source)
+        config = self.config
+        source_tokens = jax.lax.stop_gradient(
+            self.patch_embedding(source.astype(config.compute_dtype)))
+        batch, height, width, dim = source_tokens.shape
+        queries = source_tokens.reshape(batch, height * width, dim)
+        decoded = self.decoder(queries, (batch, 1, height, width),
+                               attn_bias=self.spatial_position_bias(height, width),
+                               context=action_vectors)
+        patches = self.to_pixels(decoded).reshape(batch, height, width, -1)
+        return unpatchify(patches, config.patch_size, config.channels).astype(jnp.float32)
+
+    def encode(self, source: jax.Array, driving: jax.Array) -> jax.Array:
+        """(source, driving) [B, H, W, C] -> action tokens int32 [B, 16]."""
+        latents = self.action_latents(source, driving)
+        return vq.nearest_codes(latents.reshape(-1, self.config.quant_dim),
+                                self.quantizer.codebook).reshape(latents.shape[:2])
+
+    def embed_tokens(self, action_tokens: jax.Array) -> jax.Array:
+        """Action tokens int [B, 16] -> hard-quantized action vectors [B, 16, dim]
+        (after ``project_out`` and the configured layout: what the classifier reads)."""
+        return self.codes_to_action_vectors(self.quantizer.lookup(action_tokens))
+
+    def decode(self, source: jax.Array, action_tokens: jax.Array) -> jax.Array:
+        """Source frames [B, H, W, C] and action tokens int [B, 16] -> frames [B, H, W, C]."""
+        return self.decode_from_action_vectors(source, self.embed_tokens(action_tokens))
+
+    def __call__(self, source: jax.Array, driving: jax.Array, *, train: bool) -> dict[str, Any]:
+        latents = self.action_latents(source, driving)
+        quantized = self.quantizer(latents, train=train)
+        recon = self.decode_from_action_vectors(
+            source, self.codes_to_action_vectors(quantized["quantized"]))
+        losses = tokenizer_losses(recon, driving, quantized["losses"], self.config.recon_loss)
+        return {
+            "recon": recon,
+            "action_tokens": quantized["indices"],
+            "action_latents": latents,
+            "code_counts": quantized["code_counts"],
+            "losses": losses,
+            "metrics": {"perplexity": quantized["perplexity"],
+                        "codes_in_use": quantized["codes_in_use"]},
+        }
+
+
+def reconstruction_loss(recon: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
+    """Mean squared (``"mse"``) or absolute (``"l1"``) error over all pixels: scalar."""
+    error = recon.astype(jnp.float32) - target.astype(jnp.float32)
+    if kind == "mse":
+        return jnp.mean(jnp.square(error))
+    if kind == "l1":
+        return jnp.mean(jnp.abs(error))
+    raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {kind!r}")
+
+
+def tokenizer_losses(recon: jax.Array, driving: jax.Array, vq_losses: dict[str, jax.Array],
+                     recon_loss: str = "mse") -> dict[str, jax.Array]:
+    """The tokenizer's losses: ``recon``, the quantizer's ``vq`` (= ``codebook`` +
+    ``commitment``), and ``total`` = recon + vq, the scalar a train step minimises."""
+    recon_value = reconstruction_loss(recon, driving, recon_loss)
+    return {"recon": recon_value, "vq": vq_losses["vq"], "codebook": vq_losses["codebook"],
+            "commitment": vq_losses["commitment"], "total": recon_value + vq_losses["vq"]}
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(config: TokenizerConfig, method_name: str):
+    """``ActionTokenizer(config).apply`` of one method, jit-compiled once per config."""
+    model = ActionTokenizer(config)
+    method = getattr(ActionTokenizer, method_name)
+    return jax.jit(lambda params, *args: model.apply({"params": params}, *args, method=method))
+
+
+def encode_actions(params, config: TokenizerConfig, source: jax.Array,
+                   driving: jax.Array) -> jax.Array:
+    """Action tokens int32 [B, 16] of (source, driving) frames [B, H, W, C] (eval mode)."""
+    return _compiled(config, "encode")(params, source, driving)
+
+
+def decode_actions(params, config: TokenizerConfig, source: jax.Array,
+                   tokens: jax.Array) -> jax.Array:
+    """Frames [B, H, W, C] decoded from source frames and action tokens int [B, 16]."""
+    return _compiled(config, "decode")(params, source, tokens)
+
+
+def embed_actions(params, config: TokenizerConfig, tokens: jax.Array) -> jax.Array:
+    """Action vectors [B, 16, dim] (hard codes after project_out) of tokens int [B, 16]."""
+    return _compiled(config, "embed_tokens")(params, tokens)
+
+
+def init_tokenizer(config: TokenizerConfig, rng: jax.Array, batch_size: int = 1) -> dict:
+    """Initial variables (``params`` and, with EMA, ``vq_ema``) for ``config``."""
+    return _compiled_init(config, batch_size)(rng)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_init(config: TokenizerConfig, batch_size: int):
+    frames = jnp.zeros((batch_size, config.image_size, config.image_size, config.channels),
+                       jnp.float32)
+    return jax.jit(lambda key: ActionTokenizer(config).init({"params": key}, frames, frames,
+                                                            train=False))

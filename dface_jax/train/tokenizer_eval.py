@@ -1,0 +1,211 @@
+"""Scores a pretrained tokenizer on held-out SynthFACS identities (``dface-jax eval-tokenizer``).
+
+Protocol. ``eval.num_identities`` people are drawn with ``eval.identity_seed`` (a seed the
+training clips never use, so they are new people). Each person is rendered neutral (the
+source) and with every action of :data:`EVAL_ACTIONS` at ``eval.intensity`` (the driving
+frames), clean: centred pose, neutral light, no noise. Then
+
+- ``recon_l1``: mean |decode(source, encode(source, driving)) - driving| (pixels in [0, 1]);
+  ``unchanged_l1`` is the same error for the source itself, for scale.
+- ``codes_in_use`` / ``perplexity``: over every token of every (person, action) pair.
+- ``action_probe_accuracy``: a linear softmax probe from the tokens' one-hot encoding
+  ``[16 * K]`` to the action class, fit on the first ``eval.probe_train_identities`` people
+  and scored on the others (chance = 1 / number of actions).
+- ``transfer_error_ratio``: for person A's tokens of action c decoded on person B's neutral
+  face (B != A), mean |decoded - render(B, c)| divided by mean |neutral(B) - render(B, c)|
+  (the error of leaving B's face unchanged). 0 is a perfect transfer, 1 is no better than
+  doing nothing; lower is better.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+# Action classes of the probe and the transfer test: the EMFACS prototypes SynthFACS's
+# micro-expression sets use, plus single action units of the upper and lower face.
+EVAL_ACTIONS: dict[str, tuple[str, ...]] = {
+    "happiness": ("AU6", "AU12"),
+    "surprise": ("AU1", "AU2", "AU5", "AU26"),
+    "disgust": ("AU9", "AU10"),
+    "sadness": ("AU1", "AU4", "AU15"),
+    "fear": ("AU1", "AU2", "AU4", "AU5", "AU20"),
+    "anger": ("AU4", "AU5", "AU7", "AU23"),
+    "brow_raise": ("AU1", "AU2"),
+    "brow_lower": ("AU4",),
+    "lip_corner_pull": ("AU12",),
+    "jaw_drop": ("AU26",),
+}
+
+
+def render_eval_set(identity_seed: int, num_identities: int, size: int,
+                    intensity: float) -> dict[str, np.ndarray]:
+    """Neutral and action renders of held-out people.
+
+    Returns ``neutral`` float32 [I, H, W, 1], ``actions`` float32 [I, C, H, W, 1] (C =
+    len(EVAL_ACTIONS)), ``action_names`` [C].
+    """
+    from data_pipelines.synthetic import face_model, render
+
+    identities = face_model.sample_identities(identity_seed, num_identities)
+    num_actions = len(EVAL_ACTIONS)
+    intensities = np.stack([
+        face_model.intensity_vector({au: intensity for au in aus})
+        for aus in EVAL_ACTIONS.values()])                          # [C, A]
+    neutral = render.render_faces(identities, np.zeros((num_identities, face_model.NUM_AUS),
+                                                       np.float32), size=size)
+    rows = np.repeat(np.arange(num_identities), num_actions)
+    actions = render.render_faces(identities.take(rows), np.tile(intensities, (num_identities, 1)),
+                                  size=size)
+    return {"neutral": neutral,
+            "actions": actions.reshape(num_identities, num_actions, *actions.shape[1:]),
+            "action_names": np.asarray(list(EVAL_ACTIONS))}
+
+
+def _batched(fn, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
+    """Applies ``fn`` to aligned slices of ``arrays`` (leading axis) and concatenates."""
+    outputs = [np.asarray(fn(*(a[start:start + batch_size] for a in arrays)))
+               for start in range(0, arrays[0].shape[0], batch_size)]
+    return np.concatenate(outputs)
+
+
+def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
+                     steps: int = 500, learning_rate: float = 0.05,
+                     l2: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression by full-batch Adam: features [N, F], labels int [N].
+
+    Returns (weights [F, K], bias [K]).
+    """
+    features = jnp.asarray(features, jnp.float32)
+    labels = jnp.asarray(labels, jnp.int32)
+    params = {"weights": jnp.zeros((features.shape[1], num_classes)),
+              "bias": jnp.zeros((num_classes,))}
+    optimizer = optax.adam(learning_rate)
+
+    def loss_fn(p):
+        logits = features @ p["weights"] + p["bias"]
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return nll + l2 * jnp.sum(jnp.square(p["weights"]))
+
+    @jax.jit
+    def fit(p):
+        def step(carry, _):
+            p, opt_state = carry
+            grads = jax.grad(loss_fn)(p)
+            updates, opt_state = optimizer.update(grads, opt_state, p)
+            return (optax.apply_updates(p, updates), opt_state), None
+        (p, _), _ = jax.lax.scan(step, (p, optimizer.init(p)), None, length=steps)
+        return p
+
+    fitted = fit(params)
+    return np.asarray(fitted["weights"]), np.asarray(fitted["bias"])
+
+
+def token_one_hot(tokens: np.ndarray, num_codes: int) -> np.ndarray:
+    """int [N, L] -> float32 [N, L * num_codes]: one code per position."""
+    return np.eye(num_codes, dtype=np.float32)[tokens].reshape(tokens.shape[0], -1)
+
+
+def probe_accuracy(tokens: np.ndarray, num_codes: int, num_train_identities: int) -> float:
+    """Probe tokens [I, C, L] -> action class; fit on the first identities, score the rest."""
+    num_identities, num_actions, _ = tokens.shape
+    if not 0 < num_train_identities < num_identities:
+        raise ValueError(f"probe_train_identities must be in (0, {num_identities}), "
+                         f"got {num_train_identities}")
+    labels = np.tile(np.arange(num_actions), (num_identities, 1))
+    train_x = token_one_hot(tokens[:num_train_identities].reshape(-1, tokens.shape[-1]), num_codes)
+    test_x = token_one_hot(tokens[num_train_identities:].reshape(-1, tokens.shape[-1]), num_codes)
+    weights, bias = fit_linear_probe(train_x, labels[:num_train_identities].reshape(-1),
+                                     num_actions)
+    predicted = np.argmax(test_x @ weights + bias, axis=1)
+    return float(np.mean(predicted == labels[num_train_identities:].reshape(-1)))
+
+
+def code_usage(tokens: np.ndarray, num_codes: int) -> tuple[int, float]:
+    """(codes in use, perplexity = exp(entropy) of the code histogram) over all tokens."""
+    counts = np.bincount(tokens.reshape(-1), minlength=num_codes).astype(np.float64)
+    probs = counts / counts.sum()
+    nonzero = probs[probs > 0]
+    return int(np.sum(counts > 0)), float(np.exp(-np.sum(nonzero * np.log(nonzero))))
+
+
+def evaluate_tokenizer(params: Any, tokenizer_config: Any,
+                       eval_config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The metrics of the module docstring for a tokenizer (params + TokenizerConfig)."""
+    from dface_jax.models.tokenizer import decode_actions, encode_actions
+
+    encode = jax.jit(functools.partial(encode_actions, params, tokenizer_config))
+    decode = jax.jit(functools.partial(decode_actions, params, tokenizer_config))
+    data = render_eval_set(eval_config.identity_seed, eval_config.num_identities,
+                           tokenizer_config.image_size, eval_config.intensity)
+    neutral, actions = data["neutral"], data["actions"]
+    if tokenizer_config.channels == 3:  # SynthFACS is gray: give an RGB model gray RGB
+        neutral, actions = np.repeat(neutral, 3, axis=-1), np.repeat(actions, 3, axis=-1)
+    num_identities, num_actions = actions.shape[:2]
+    batch_size = eval_config.batch_size
+
+    sources = np.repeat(neutral, num_actions, axis=0)               # [I*C, H, W, 1]
+    drivings = actions.reshape(-1, *actions.shape[2:])
+    tokens = _batched(encode, sources, drivings, batch_size=batch_size)
+    recon = _batched(decode, sources, tokens, batch_size=batch_size)
+    tokens_by_identity = tokens.reshape(num_identities, num_actions, -1)
+
+    # Transfer: person A's tokens on person B = A + offset (mod I), for every action.
+    offsets = [k for k in (1, 2, 3) if k < num_identities]
+    target_rows = [(a + k) % num_identities for k in offsets for a in range(num_identities)]
+    source_rows = [a for _ in offsets for a in range(num_identities)]
+    transfer_tokens = tokens_by_identity[source_rows].reshape(-1, tokens.shape[-1])
+    transfer_sources = np.repeat(neutral[target_rows], num_actions, axis=0)
+    transfer_truth = actions[target_rows].reshape(-1, *actions.shape[2:])
+    transferred = _batched(decode, transfer_sources, transfer_tokens, batch_size=batch_size)
+    transfer_error = float(np.mean(np.abs(transferred - transfer_truth)))
+    unchanged_error = float(np.mean(np.abs(transfer_sources - transfer_truth)))
+
+    codes_in_use, perplexity = code_usage(tokens, tokenizer_config.codebook_size)
+    return {
+        "recon_l1": float(np.mean(np.abs(recon - drivings))),
+        "unchanged_l1": float(np.mean(np.abs(sources - drivings))),
+        "codes_in_use": codes_in_use,
+        "perplexity": perplexity,
+        "action_probe_accuracy": probe_accuracy(
+            tokens_by_identity, tokenizer_config.codebook_size,
+            eval_config.probe_train_identities),
+        "probe_chance": 1.0 / num_actions,
+        "transfer_error_ratio": transfer_error / unchanged_error,
+        "transfer_l1": transfer_error,
+        "num_identities": int(num_identities),
+        "actions": list(EVAL_ACTIONS),
+        "intensity": float(eval_config.intensity),
+    }
+
+
+def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None,
+                     overrides: dict | None = None) -> dict[str, Any]:
+    """Evaluates the tokenizer checkpoint of a pretraining workdir (its config.json)."""
+    from dface_jax.configs import read_config
+    from dface_jax.models.tokenizer import TokenizerConfig
+    from dface_jax.train.checkpoint import restore_state_to_host
+
+    workdir = pathlib.Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found: is {workdir} a pretraining workdir?")
+    config = read_config(config_path)
+    if "eval" not in config:
+        raise KeyError(f"{config_path} has no 'eval' section (identity_seed, num_identities, ...)")
+    eval_config = config.eval
+    for key, value in (overrides or {}).items():
+        eval_config[key] = value
+    tokenizer_config = TokenizerConfig.from_dict(config.tokenizer.to_dict())
+    state = restore_state_to_host(workdir, step)
+    report = evaluate_tokenizer(state["params"], tokenizer_config, eval_config)
+    report["step"] = int(state["step"]) if "step" in state else step
+    report["workdir"] = str(workdir)
+    return report

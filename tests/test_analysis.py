@@ -1,0 +1,176 @@
+"""The analysis pictures (on synthetic arrays) and the analysis API (on tiny checkpoints)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dface_jax.analysis import plots
+
+
+def assert_nontrivial_png(path, min_std=8.0):
+    """The file is a PNG that is not blank: many colours and a real spread of pixel values."""
+    assert path.exists() and path.suffix == ".png"
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert pixels.std() > min_std, f"{path.name}: pixel std {pixels.std():.2f} too low"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, f"{path.name}: few colours"
+
+
+def _faces(rng, n, size=32):
+    # Bright discs on a dark background with varied position: a stand-in with structure.
+    yy, xx = np.mgrid[:size, :size]
+    centres = rng.uniform(size * 0.3, size * 0.7, size=(n, 2))
+    faces = ((yy[None] - centres[:, 0, None, None]) ** 2
+             + (xx[None] - centres[:, 1, None, None]) ** 2) < (size * 0.3) ** 2
+    return faces[..., None].astype(np.float32) * 0.8 + 0.1
+
+
+def test_reconstructions_grid(tmp_path):
+    rng = np.random.default_rng(0)
+    source, driving = _faces(rng, 6), _faces(rng, 6)
+    recon = np.clip(driving + rng.normal(0, 0.05, driving.shape), 0, 1)
+    path = plots.plot_reconstructions(source, driving, recon, tmp_path / "recon.png")
+    assert_nontrivial_png(path)
+
+
+def test_reconstructions_reject_mismatched_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="same shape"):
+        plots.plot_reconstructions(_faces(rng, 3), _faces(rng, 3), _faces(rng, 2),
+                                   tmp_path / "x.png")
+
+
+def test_token_histograms_match_a_direct_count():
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 32, size=(50, 16)).astype(np.int32)
+    counts = plots.token_histograms(tokens, 32)
+    assert counts.shape == (16, 32)
+    assert counts[3, 7] == int(np.sum(tokens[:, 3] == 7))
+    assert counts.sum() == tokens.size
+    with pytest.raises(ValueError, match=r"\[0, 8\)"):
+        plots.token_histograms(tokens, 8)
+
+
+def test_token_pictures(tmp_path):
+    rng = np.random.default_rng(2)
+    # Position-dependent preferences, so the heatmap has structure.
+    tokens = (rng.integers(0, 6, size=(200, 16)) + np.arange(16) * 2) % 32
+    assert_nontrivial_png(plots.plot_codebook_usage(tokens, 32, tmp_path / "usage.png"))
+    assert_nontrivial_png(plots.plot_position_token_frequency(tokens, 32,
+                                                               tmp_path / "positions.png"))
+
+
+def test_confusion_matrices(tmp_path):
+    names = ("negative", "positive", "surprise")
+    matrices = {"overall": np.array([[20, 3, 1], [2, 9, 1], [1, 1, 8]]),
+                "casme2": np.array([[8, 1, 0], [1, 4, 0], [0, 1, 3]])}
+    assert_nontrivial_png(plots.plot_confusion_matrices(matrices, names, tmp_path / "cm.png"))
+    with pytest.raises(ValueError, match="'overall'.*expected shape \\(2, 2\\)"):
+        plots.plot_confusion_matrices(matrices, names[:2], tmp_path / "bad.png")
+
+
+def test_pooling_weights(tmp_path):
+    rng = np.random.default_rng(3)
+    attention = rng.dirichlet(np.ones(16) * 0.3, size=60)
+    labels = rng.integers(0, 3, size=60)
+    path = plots.plot_pooling_weights(attention, labels, ("negative", "positive", "surprise"),
+                                      tmp_path / "pool.png")
+    assert_nontrivial_png(path)
+
+
+def test_transfer_grid(tmp_path):
+    rng = np.random.default_rng(4)
+    faces = _faces(rng, 3)
+    transferred = np.stack([_faces(rng, 4) for _ in range(3)])  # [3 faces, 4 clips, ...]
+    path = plots.plot_transfer_grid(faces, transferred, tmp_path / "grid.png",
+                                    clip_apex=_faces(rng, 4),
+                                    clip_titles=["a", "b", "c", "d"])
+    assert_nontrivial_png(path)
+    with pytest.raises(ValueError, match="transferred: expected"):
+        plots.plot_transfer_grid(faces, transferred[:2], tmp_path / "bad.png")
+
+
+def test_training_curves_from_metrics_jsonl(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    with metrics.open("w") as f:
+        for step in range(0, 200, 10):
+            f.write(json.dumps({"step": step, "loss": 1.0 / (1 + step), "perplexity":
+                                5 + step / 20, "examples_per_sec": 100.0}) + "\n")
+    path = plots.plot_training_curves(metrics, tmp_path / "curves.png")
+    assert_nontrivial_png(path)
+    metrics.write_text('{"step": 1, "loss": 0.5}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2"):
+        plots.read_metrics(metrics)
+
+
+# ----------------------------------------------------------------------------- analysis API
+
+TINY_TOKENIZER = dict(dim=32, quant_dim=8, codebook_size=8, image_size=16, patch_size=4,
+                      spatial_depth=1, temporal_depth=1, decoder_depth=1, heads=2, dim_head=16,
+                      channels=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer_workdir(tmp_path_factory):
+    """A tokenizer workdir as ``import-torch`` and tests write it: config.json + checkpoint."""
+    import jax
+    import ml_collections
+
+    from dface_jax.models.tokenizer import TokenizerConfig, init_tokenizer
+    from dface_jax.train.checkpoint import save_params
+
+    workdir = tmp_path_factory.mktemp("tokenizer")
+    config = ml_collections.ConfigDict({"tokenizer": TINY_TOKENIZER, "seed": 0})
+    variables = init_tokenizer(TokenizerConfig.from_dict(TINY_TOKENIZER), jax.random.PRNGKey(0))
+    save_params(workdir, variables["params"], config)
+    return workdir
+
+
+def test_load_tokenizer_matches_the_library_functions(tiny_tokenizer_workdir):
+    from dface_jax.analysis import load_tokenizer
+    from dface_jax.models import tokenizer as tokenizer_lib
+
+    tok = load_tokenizer(tiny_tokenizer_workdir)
+    rng = np.random.default_rng(0)
+    onset = rng.uniform(size=(5, 16, 16, 1)).astype(np.float32)
+    apex = np.clip(onset + rng.normal(0, 0.2, onset.shape), 0, 1).astype(np.float32)
+    tokens = tok.encode(onset, apex)
+    assert tokens.dtype == np.int32 and tokens.shape == (5, 16)
+    expected = tokenizer_lib.encode_actions(tok.params, tok.config, onset, apex)
+    np.testing.assert_array_equal(tokens, np.asarray(expected))
+    frames = tok.decode(onset, tokens)
+    assert frames.shape == onset.shape
+    np.testing.assert_allclose(
+        frames, tokenizer_lib.decode_actions(tok.params, tok.config, onset, tokens), atol=1e-5)
+    assert tok.embed(tokens).shape == (5, 16, TINY_TOKENIZER["dim"])
+    # Chunked calls (batch_size 2, so 3 chunks, the last padded) equal one big call.
+    tok.batch_size = 2
+    np.testing.assert_array_equal(tok.encode(onset, apex), tokens)
+
+
+def test_transfer_keeps_only_the_chosen_positions(tiny_tokenizer_workdir):
+    from dface_jax.analysis import load_tokenizer
+
+    tok = load_tokenizer(tiny_tokenizer_workdir)
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 8, size=(3, 16)).astype(np.int32)
+    face = rng.uniform(size=(16, 16, 1)).astype(np.float32)
+    faces = np.repeat(face[None], 3, axis=0)
+    # All positions kept: the same as decoding the clip's tokens on the new face.
+    np.testing.assert_allclose(tok.transfer(tokens, face), tok.decode(faces, tokens), atol=1e-5)
+    # No position kept: the face's own "no action" tokens.
+    none_kept = tok.transfer(tokens, faces, keep=np.zeros((3, 16), bool))
+    np.testing.assert_allclose(none_kept, tok.decode(faces, tok.neutral_tokens(faces)),
+                               atol=1e-5)
+
+
+def test_load_tokenizer_errors_name_the_file(tmp_path, tiny_tokenizer_workdir):
+    from dface_jax.analysis import load_tokenizer
+
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_tokenizer(tmp_path)
+    (tmp_path / "config.json").write_text('{"seed": 1}')
+    with pytest.raises(KeyError, match="no 'tokenizer' field"):
+        load_tokenizer(tmp_path)

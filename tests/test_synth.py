@@ -1,0 +1,278 @@
+"""SynthFACS: determinism, action units, identity invariance, micro range, presets, CLI."""
+
+import collections
+import re
+
+import numpy as np
+import pytest
+
+from data_pipelines import synthetic
+from data_pipelines.synthetic import (
+    AU_DISPLACEMENTS, AU_MOVED_GROUPS, AU_NAMES, EMOTION_AUS, LANDMARK_GROUPS, LANDMARK_NAMES,
+    MICRO_MAX_INTENSITY, MICRO_MAX_PIXELS_AT_128, Nuisance, face_frame_landmarks, face_landmarks,
+    intensity_vector, me_clips, render_faces, sample_identities, talking_clips)
+from data_pipelines.synthetic import raster
+
+NUM_AUS = len(AU_NAMES)
+
+
+def _one_hot(name: str, value: float = 1.0) -> np.ndarray:
+    return intensity_vector({name: value})[None]
+
+
+def test_rendering_is_deterministic_per_seed():
+    ids = sample_identities(3, 4)
+    au = np.random.default_rng(0).uniform(0, 1, (4, NUM_AUS)).astype(np.float32)
+    first = render_faces(ids, au, size=32, nuisance=Nuisance(), seed=5)
+    again = render_faces(sample_identities(3, 4), au, size=32, nuisance=Nuisance(), seed=5)
+    other_seed = render_faces(ids, au, size=32, nuisance=Nuisance(), seed=6)
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other_seed).mean() > 1e-3
+    assert np.abs(first - render_faces(sample_identities(4, 4), au, size=32)).mean() > 1e-2
+    a, b = talking_clips(7, 2, 5, 24), talking_clips(7, 2, 5, 24)
+    for key in ("frames", "au_intensities", "identity"):
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_chunked_threaded_painting_equals_one_chunk(monkeypatch):
+    from data_pipelines.synthetic import render
+
+    ids = sample_identities(3, 5)
+    au = np.random.default_rng(1).uniform(0, 1, (5, NUM_AUS)).astype(np.float32)
+    one_chunk = render_faces(ids, au, size=32, nuisance=Nuisance(), seed=2)
+    monkeypatch.setattr(render, "_CHUNK_PIXELS", 32 * 32 * 2)  # chunks of 2 frames
+    monkeypatch.setattr(render, "_WORKERS", 2)
+    np.testing.assert_array_equal(render_faces(ids, au, size=32, nuisance=Nuisance(), seed=2),
+                                  one_chunk)
+
+
+def test_zero_nuisance_equals_no_nuisance_and_nuisance_moves_the_face():
+    ids = sample_identities(0, 3)
+    au = np.zeros((3, NUM_AUS), np.float32)
+    np.testing.assert_array_equal(render_faces(ids, au, size=32, nuisance=Nuisance.none(), seed=9),
+                                  render_faces(ids, au, size=32))
+    jitter = Nuisance(translation_std=0.03, rotation_std=0.1, illumination=0.0,
+                      brightness=(1.0, 1.0), noise_std=0.0)
+    moved = face_landmarks(ids, au, size=64, nuisance=jitter, seed=1)
+    still = face_landmarks(ids, au, size=64)
+    assert np.abs(moved - still).max() > 1.0
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_shapes_range_and_anti_aliasing(size):
+    ids = sample_identities(1, 2)
+    frames = render_faces(ids, np.zeros((2, NUM_AUS), np.float32), size=size,
+                          nuisance=Nuisance(), seed=0)
+    assert frames.shape == (2, size, size, 1) and frames.dtype == np.float32
+    assert 0.0 <= frames.min() and frames.max() <= 1.0
+    # a clean face on a flat background: the row through the neck crosses two vertical
+    # edges, each of which must have an intermediate gray level (anti-aliasing)
+    one = ids.take([0]).replace(background_tone=np.array([0.95], np.float32),
+                                skin_tone=np.array([0.5], np.float32),
+                                texture_amplitude=np.zeros((1, 4), np.float32))
+    pose = np.array([[0.3 / size, 0.0, 0.0, 0.0]], np.float32)  # edges off the pixel grid
+    image = render_faces(one, np.zeros((1, NUM_AUS), np.float32), size=size, pose=pose)[0, :, :, 0]
+    neck_row = int(size * (0.5 + 1.12 * one.face_scale[0]))
+    row = image[neck_row]
+    background, neck = row[0], row[size // 2]
+    assert abs(background - neck) > 0.3
+    low, high = sorted((background, neck))
+    intermediate = np.flatnonzero((row > low + 0.03) & (row < high - 0.03))
+    assert np.any(intermediate < size // 2) and np.any(intermediate > size // 2)
+
+
+def test_disk_coverage_has_the_disk_area():
+    size = 40
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    sd = raster.ellipse_sd(x[None], y[None], 20.3, 19.7, 7.5, 7.5)
+    alpha = raster.coverage(sd, np.ones((1, 1, 1), np.float32))
+    assert abs(alpha.sum() - np.pi * 7.5 ** 2) < 0.01 * np.pi * 7.5 ** 2
+    assert np.count_nonzero((alpha > 0.05) & (alpha < 0.95)) > 20
+
+
+@pytest.mark.parametrize("au_name", AU_NAMES)
+def test_each_au_moves_its_landmarks_and_no_others(au_name):
+    ids = sample_identities(2, 5)
+    neutral = face_landmarks(ids, np.zeros((5, NUM_AUS), np.float32), size=64)
+    acted = face_landmarks(ids, np.repeat(_one_hot(au_name), 5, 0), size=64)
+    motion = np.linalg.norm(acted - neutral, axis=-1)  # [5, L] pixels
+    expected = {name for group in AU_MOVED_GROUPS[au_name] for name in LANDMARK_GROUPS[group]}
+    for group in AU_MOVED_GROUPS[au_name]:
+        indices = [LANDMARK_NAMES.index(n) for n in LANDMARK_GROUPS[group]]
+        assert motion[:, indices].max(axis=1).min() > 0.4, (au_name, group)
+    still = [i for i, name in enumerate(LANDMARK_NAMES) if name not in expected]
+    assert motion[:, still].max() < 1e-3, [LANDMARK_NAMES[i] for i in still
+                                           if motion[:, i].max() >= 1e-3]
+    # visible at 64 px: the largest motion is at least 1.5 px, and the picture changes
+    assert motion.max(axis=1).min() >= 1.5
+    before = render_faces(ids, np.zeros((5, NUM_AUS), np.float32), size=64)
+    after = render_faces(ids, np.repeat(_one_hot(au_name), 5, 0), size=64)
+    assert (np.abs(after - before) > 0.05).sum(axis=(1, 2, 3)).min() >= 5
+
+
+def test_shading_actions_change_pixels_where_landmarks_do_not_move_much():
+    ids = sample_identities(0, 3)
+    base = render_faces(ids, np.zeros((3, NUM_AUS), np.float32), size=64)
+    for name in ("AU6", "AU9"):
+        shaded = render_faces(ids, np.repeat(_one_hot(name), 3, 0), size=64)
+        assert np.abs(shaded - base).sum(axis=(1, 2, 3)).min() > 3.0, name
+
+
+def test_identity_changes_pixels_but_not_the_normalised_action_field():
+    ids = sample_identities(11, 6)
+    au = np.repeat(intensity_vector(AU6=0.7, AU12=1.0, AU1=0.4, AU26=0.5)[None], 6, 0)
+    zero = np.zeros_like(au)
+    pose = np.array([[0.02, -0.01, 0.1, 0.05]] * 6, np.float32)
+    size = 96
+    displacement = face_landmarks(ids, au, size=size, pose=pose) - face_landmarks(
+        ids, zero, size=size, pose=pose)
+    # undo the pose rotation and the identity's face size: face units
+    angle = pose[0, 2]
+    rotate_back = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    face_units = displacement @ rotate_back.T / (ids.face_scale * np.exp(pose[0, 3]) * size)[:, None, None]
+    np.testing.assert_allclose(face_units, np.broadcast_to(face_units[0], face_units.shape), atol=1e-4)
+    np.testing.assert_allclose(face_units[0], np.einsum("a,alc->lc", au[0], AU_DISPLACEMENTS), atol=1e-4)
+    # ... while the people look different, and pixel displacements differ with face size
+    frames = render_faces(ids, au, size=size, pose=pose)
+    for i in range(1, 6):
+        assert np.abs(frames[i] - frames[0]).mean() > 0.02
+    assert np.ptp(np.abs(displacement).max(axis=(1, 2))) > 0.1
+    # and the face-frame landmarks of the neutral face do depend on identity
+    assert np.abs(face_frame_landmarks(ids, zero)[1] - face_frame_landmarks(ids, zero)[0]).max() > 0.01
+
+
+def test_micro_intensity_moves_landmarks_within_the_documented_range():
+    ids = sample_identities(5, 64)
+    zero = np.zeros((64, NUM_AUS), np.float32)
+    neutral = face_landmarks(ids, zero, size=128)
+    combinations = [(name,) for name in AU_NAMES] + list(EMOTION_AUS.values())
+    largest = 0.0
+    for aus in combinations:
+        au = np.repeat(intensity_vector({a: MICRO_MAX_INTENSITY for a in aus})[None], 64, 0)
+        motion = np.linalg.norm(face_landmarks(ids, au, size=128) - neutral, axis=-1).max()
+        assert motion <= MICRO_MAX_PIXELS_AT_128, (aus, motion)
+        largest = max(largest, motion)
+    assert largest > 0.5 * MICRO_MAX_PIXELS_AT_128  # the bound is tight, not vacuous
+
+
+def test_bad_intensities_and_pose_are_rejected():
+    ids = sample_identities(0, 2)
+    with pytest.raises(ValueError, match=r"au_intensities: expected shape \[2, 16\]"):
+        render_faces(ids, np.zeros((3, NUM_AUS), np.float32), size=32)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        render_faces(ids, np.full((2, NUM_AUS), 1.5, np.float32), size=32)
+    with pytest.raises(ValueError, match=r"pose: expected shape \[2, 4\]"):
+        render_faces(ids, np.zeros((2, NUM_AUS), np.float32), size=32, pose=np.zeros((2, 3)))
+    with pytest.raises(KeyError, match="AU99"):
+        intensity_vector(AU99=1.0)
+
+
+def test_talking_clips_have_smooth_actions_and_speech():
+    clips = talking_clips(0, 6, 24, 32)
+    assert clips["frames"].shape == (6, 24, 32, 32, 1)
+    assert clips["au_intensities"].shape == (6, 24, NUM_AUS)
+    assert clips["identity"].dtype == np.int32 and clips["identity"].shape == (6,)
+    au = clips["au_intensities"]
+    assert 0.0 <= au.min() and au.max() <= 1.0
+    speech = [AU_NAMES.index("AU25"), AU_NAMES.index("AU26")]
+    face = [a for a in range(NUM_AUS) if a not in speech]
+    # knots 12 frames apart: at most 1.3 * 2 * (pi / 2) / 12 = 0.34 per frame
+    assert np.abs(np.diff(au[:, :, face], axis=1)).max() < 0.35  # smooth trajectories
+    jaw = au[:, :, AU_NAMES.index("AU26")]
+    assert (jaw.max(axis=1) - jaw.min(axis=1)).max() > 0.2  # the mouth opens and closes
+    assert (np.count_nonzero(au.max(axis=1) > 0.05, axis=1) >= 3).all()  # several AUs active
+    frames = clips["frames"]
+    assert np.abs(frames[:, 1:] - frames[:, :-1]).mean() > 1e-3
+
+
+SMIC_ID = re.compile(r"^s\d+_(ne|po|sur)_\d{2}$")
+CASME2_ID = re.compile(r"^EP\d{2}_\d{2}f?$")
+SAMM_ID = re.compile(r"^\d{3}_\d_\d+$")
+
+
+def test_composite_preset_has_the_shape_of_the_composite_set():
+    clips = me_clips("composite", size=16, seed=0, frames_per_clip=5)
+    assert len(clips) == 442
+    assert len({(c.dataset, c.subject) for c in clips}) == 68
+    counts = collections.Counter((c.dataset, c.composite_label) for c in clips)
+    assert counts == {("smic", "negative"): 70, ("smic", "positive"): 51, ("smic", "surprise"): 43,
+                      ("casme2", "negative"): 88, ("casme2", "positive"): 32, ("casme2", "surprise"): 25,
+                      ("samm", "negative"): 92, ("samm", "positive"): 26, ("samm", "surprise"): 15}
+    subjects = collections.defaultdict(set)
+    for c in clips:
+        subjects[c.dataset].add(c.subject)
+    assert {k: len(v) for k, v in subjects.items()} == {"smic": 16, "casme2": 24, "samm": 28}
+    words = {d: {c.emotion for c in clips if c.dataset == d} for d in subjects}
+    assert words["smic"] == {"negative", "positive", "surprise"}
+    assert words["casme2"] == {"disgust", "repression", "happiness", "surprise"}
+    assert words["samm"] == {"Anger", "Contempt", "Disgust", "Fear", "Sadness", "Happiness", "Surprise"}
+    patterns = {"smic": SMIC_ID, "casme2": CASME2_ID, "samm": SAMM_ID}
+    for c in clips:
+        assert patterns[c.dataset].match(c.clip_id), c.clip_id
+    assert len({(c.dataset, c.subject, c.clip_id) for c in clips}) == 442
+    assert all(re.fullmatch(r"s\d+", s) for s in subjects["smic"])
+    assert all(re.fullmatch(r"sub\d{2}", s) for s in subjects["casme2"])
+    assert all(re.fullmatch(r"\d{3}", s) for s in subjects["samm"])
+    for c in clips[:40]:
+        assert c.frames.shape == (5, 16, 16, 1)
+        assert (c.onset_index, c.apex_index, c.offset_index) == (0, 2, 4)
+        peak = c.au_intensities.max(axis=1)
+        assert peak[0] == 0 and peak[4] < 1e-6 and peak[2] == peak.max() > 0
+        assert c.au_intensities.max() <= MICRO_MAX_INTENSITY
+        active = {f"AU{n}" for n in c.action_units.split("+")}
+        assert active == {AU_NAMES[a] for a in np.flatnonzero(c.au_intensities.max(axis=0) > 0)}
+
+
+def test_emotions_follow_their_action_units_without_idiosyncrasy():
+    clips = me_clips("samm", size=16, seed=1, frames_per_clip=3, idiosyncrasy=0.0)
+    for c in clips:
+        if c.emotion != "Other":
+            assert c.action_units == "+".join(a[2:] for a in EMOTION_AUS[c.emotion.lower()])
+        else:
+            assert c.composite_label is None and len(c.action_units.split("+")) == 1
+    assert collections.Counter(c.emotion for c in clips)["Other"] == 26
+
+
+def test_casme2_preset_has_five_classes_with_others():
+    clips = me_clips("casme2", size=16, seed=0, frames_per_clip=3)
+    counts = collections.Counter(c.emotion for c in clips)
+    assert counts == {"happiness": 32, "disgust": 63, "repression": 27, "surprise": 25, "others": 99}
+    assert all((c.composite_label is None) == (c.emotion == "others") for c in clips)
+    assert len({c.subject for c in clips}) == 26
+
+
+def test_label_noise_and_idiosyncrasy_are_controllable():
+    clean = me_clips("smic", size=16, seed=2, frames_per_clip=3, idiosyncrasy=0.0)
+    noisy = me_clips("smic", size=16, seed=2, frames_per_clip=3, idiosyncrasy=0.0, label_noise=0.5)
+    flipped = sum(a.emotion != b.emotion for a, b in zip(clean, noisy))
+    assert 0.3 * len(clean) < flipped < 0.7 * len(clean)
+    assert [a.action_units for a in clean] == [b.action_units for b in noisy]
+    varied = me_clips("smic", size=16, seed=2, frames_per_clip=3, idiosyncrasy=1.0)
+    positive = {c.action_units for c in varied if c.emotion == "positive"}
+    assert positive != {"6+12"}  # some subjects substitute an action unit
+
+
+def test_npz_round_trip(tmp_path):
+    clips = me_clips("smic", size=16, seed=0, frames_per_clip=3)[:5]
+    synthetic.save_me_clips_npz(clips, tmp_path / "c.npz")
+    back = synthetic.load_me_clips_npz(tmp_path / "c.npz")
+    for a, b in zip(clips, back):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        assert (a.emotion, a.subject, a.clip_id, a.composite_label, a.apex_index) == (
+            b.emotion, b.subject, b.clip_id, b.composite_label, b.apex_index)
+
+
+def test_synth_command_writes_grid_npz_and_shards(tmp_path):
+    from dface_jax import cli
+
+    assert cli.main(["synth", "--preset", "grid", "--out", str(tmp_path / "g"), "--size", "32"]) == 0
+    from PIL import Image
+    grid = Image.open(tmp_path / "g" / "synthfacs_grid.png")
+    assert grid.size[0] == 32 * (NUM_AUS + 1)
+    assert cli.main(["synth", "--preset", "smic", "--out", str(tmp_path / "m"), "--size", "16",
+                     "--frames-per-clip", "3"]) == 0
+    assert len(synthetic.load_me_clips_npz(tmp_path / "m" / "synthfacs_smic.npz")) == 164
+    clip_shards = pytest.importorskip("data_pipelines.clip_shards")
+    assert cli.main(["synth", "--preset", "talking", "--out", str(tmp_path / "t"), "--size", "16",
+                     "--num-clips", "3", "--num-frames", "4"]) == 0
+    assert clip_shards.read_metadata(tmp_path / "t")["num_clips"] == 3
