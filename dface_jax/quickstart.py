@@ -124,7 +124,7 @@ def _synth(config: ml_collections.ConfigDict, raw_dir: pathlib.Path) -> dict:
     from data_pipelines.synthetic import me_clips
 
     clips = me_clips(preset="composite", size=config.synth.image_size, seed=config.synth.seed)
-    written = write_layout(_progress(clips, "write layouts"), "composite", raw_dir)
+    written = write_layout(clips, "composite", raw_dir)
     return {"num_clips": written["num_clips"], "sheets": written["sheets"]}
 
 
@@ -138,7 +138,9 @@ def _prepare(config: ml_collections.ConfigDict, raw_dir: pathlib.Path,
         # SynthFACS renders faces already centred and cropped; the face detector is for
         # real videos.
         trust_cropped=True)
-    print(format_summary(summary))
+    # The first lines (counts per class and dataset); the full list of estimated apexes is
+    # in summary.json.
+    print("\n".join(format_summary(summary).splitlines()[:5]))
     return {k: summary[k] for k in ("num_clips", "num_subjects", "clips_per_class")
             if k in summary}
 
@@ -156,17 +158,42 @@ def _pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
                                             if k in records}}
 
 
+def _extract(config: ml_collections.ConfigDict, tokenizer_workdir: pathlib.Path,
+             data_dir: pathlib.Path, tokens_path: pathlib.Path) -> dict:
+    from dface_jax.train.extract import extract_dataset, save_token_cache
+
+    cache = extract_dataset(tokenizer_workdir, "composite", data_dir,
+                            batch_size=config.extract.batch_size,
+                            difference_size=config.extract.difference_size)
+    save_token_cache(tokens_path, cache)
+    return {"num_clips": int(len(cache["labels"])),
+            "codes_in_use": int(len(set(cache["action_tokens"].ravel().tolist())))}
+
+
+def _compare(config: ml_collections.ConfigDict, tokens_path: pathlib.Path,
+             compare_dir: pathlib.Path) -> dict:
+    from dface_jax.train.extract import load_token_cache
+    from dface_jax.train.mer import run_comparison
+
+    comparison = run_comparison(config.loso, load_token_cache(tokens_path), compare_dir,
+                                tuple(config.loso.compare.seeds))
+    return {name: {"uf1": row["uf1"]["mean"], "uar": row["uar"]["mean"]}
+            for name, row in comparison["rows"].items()}
+
+
+def results_table(compare_dir: PathLike) -> str:
+    """The comparison table (markdown) the compare step wrote."""
+    path = pathlib.Path(compare_dir) / "comparison.md"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the compare step has not finished")
+    return path.read_text()
+
+
 def _read_last_metrics(path: pathlib.Path) -> dict:
     from dface_jax.analysis.plots import read_metrics
 
     records = read_metrics(path) if path.exists() else []
     return records[-1] if records else {}
-
-
-def _progress(items: list, description: str) -> list:
-    from tqdm import tqdm
-
-    return list(tqdm(items, desc=description, dynamic_ncols=True))
 
 
 def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[Step]:

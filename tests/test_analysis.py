@@ -174,3 +174,77 @@ def test_load_tokenizer_errors_name_the_file(tmp_path, tiny_tokenizer_workdir):
     (tmp_path / "config.json").write_text('{"seed": 1}')
     with pytest.raises(KeyError, match="no 'tokenizer' field"):
         load_tokenizer(tmp_path)
+
+
+# A fresh interpreter: restores both checkpoints through the analysis API only, re-encodes
+# the clips, classifies each clip with the fold that held it out, and saves what it got.
+_REPRODUCE_SCRIPT = """
+import sys
+import numpy as np
+from dface_jax.analysis import load_classifier, load_tokenizer
+from dface_jax.analysis.load import read_folds
+
+tokenizer_dir, loso_dir, clips_path, out_path = sys.argv[1:]
+clips = np.load(clips_path)
+tok = load_tokenizer(tokenizer_dir)
+tokens = tok.encode(clips["onset"], clips["apex"])
+predicted = np.full(len(tokens), -1, np.int32)
+logits = np.zeros((len(tokens), 3), np.float32)
+attention = np.zeros((len(tokens), 16), np.float32)
+for subject in read_folds(loso_dir):
+    clf = load_classifier(loso_dir, fold=subject)  # tokenizer from the recorded workdir
+    members = np.flatnonzero(clips["subjects"] == subject)
+    predicted[members] = clf.predict(tokens[members])
+    outputs = clf.outputs(tokens[members])
+    logits[members], attention[members] = outputs["logits"], outputs["attention"]
+np.savez(out_path, tokens=tokens, predicted=predicted, logits=logits, attention=attention)
+"""
+
+
+def test_fresh_process_reproduces_a_tiny_runs_predictions(tmp_path):
+    """Tiny pretrain -> tokens -> tiny LOSO; a new process loading both checkpoints through
+    the analysis API gets the run's tokens and predictions exactly."""
+    import subprocess
+    import sys
+
+    from data_pipelines.synthetic import talking_clips
+    from dface_jax.configs import load_config, save_config
+    from dface_jax.train import pretrain
+    from dface_jax.train.extract import extract_tokens, restore_tokenizer
+    from dface_jax.train.mer import run_loso
+
+    tokenizer_dir = tmp_path / "pretrain"
+    config = load_config("pretrain_synthetic.py:tiny", [
+        "--config.train.num_steps=3", "--config.train.checkpoint_every=3",
+        "--config.train.log_every=3", "--config.data.num_clips=8",
+        "--config.train.restart_dead_codes_every=0"])
+    tokenizer_dir.mkdir()
+    save_config(config, tokenizer_dir / "config.json")
+    pretrain.train(config, tokenizer_dir, shard_dir=pretrain.ensure_clip_shards(config, tokenizer_dir),
+                   progress=False)
+
+    # 24 clips of 4 subjects from SynthFACS talking clips: (first, last frame) pairs.
+    frames = talking_clips(seed=5, num_clips=24, num_frames=6, size=32)["frames"]
+    subjects = np.array([f"s{i % 4}" for i in range(24)])
+    samples = [{"onset": frames[i, 0], "apex": frames[i, -1], "label": i % 3,
+                "subject": subjects[i], "dataset": ("casme2", "smic")[i % 2],
+                "clip_id": f"c{i}"} for i in range(24)]
+    params, tok_config = restore_tokenizer(tokenizer_dir)
+    cache = extract_tokens(params, tok_config, samples, label_names=("negative", "positive",
+                                                                     "surprise"),
+                           batch_size=16, tokenizer_workdir=str(tokenizer_dir))
+    loso_dir = tmp_path / "loso"
+    run_loso(load_config("loso_composite.py:tiny"), cache, loso_dir, log=lambda _: None)
+
+    clips_path, out_path = tmp_path / "clips.npz", tmp_path / "reproduced.npz"
+    np.savez(clips_path, onset=frames[:, 0], apex=frames[:, -1], subjects=subjects)
+    done = subprocess.run([sys.executable, "-c", _REPRODUCE_SCRIPT, str(tokenizer_dir),
+                           str(loso_dir), str(clips_path), str(out_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reproduced = np.load(out_path)
+    recorded = np.load(loso_dir / "predictions.npz")
+    np.testing.assert_array_equal(reproduced["tokens"], cache["action_tokens"])
+    np.testing.assert_array_equal(reproduced["predicted"], recorded["predicted"])
+    np.testing.assert_allclose(reproduced["logits"], recorded["logits"], atol=1e-5)
+    np.testing.assert_allclose(reproduced["attention"], recorded["attention"], atol=1e-5)

@@ -94,6 +94,9 @@ def test_masks_and_empty_terms():
     masked = edclip_loss(features, anchors, jnp.array([1, 0]), jnp.array([False, False]),
                          sample_weights=jnp.array([1.0, 0.0]))
     np.testing.assert_allclose(one, masked, rtol=1e-6)
+    as_ints = edclip_loss(features, anchors, jnp.array([1, 0]), jnp.array([0, 1]))
+    as_bools = edclip_loss(features, anchors, jnp.array([1, 0]), jnp.array([False, True]))
+    np.testing.assert_allclose(as_ints, as_bools, rtol=1e-6)
     # Only others samples, all beyond the margin: the loss is exactly zero, not NaN.
     far = jnp.asarray(_unit([[-1.0, -1.0]]))
     assert float(edclip_loss(far, anchors, jnp.array([0]), jnp.array([True]))) == 0.0

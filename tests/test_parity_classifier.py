@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dface_jax.convert.classifier import (classifier_config_from_state_dict, convert_classifier,
-                                          expected_classifier_shapes)
+                                          expected_classifier_shapes, load_released_classifier)
 from dface_jax.convert.state_dict import load_state_dict
 from dface_jax.models.token_transformer import TokenClassifier
 
@@ -45,6 +45,13 @@ def test_converted_classifier_matches_release(fixture, released_state_dict):
                                atol=1e-5, rtol=0)
     np.testing.assert_allclose(outputs["attention"], fixture["classifier_attention"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(outputs["sparsity"], fixture["classifier_sparsity"], atol=1e-5, rtol=0)
+
+
+def test_load_released_classifier_from_file(fixture):
+    config, variables = load_released_classifier(FIXTURE, heads=FIXTURE_HEADS, prefix="classifier/",
+                                                 pooling="softmax")
+    outputs = TokenClassifier(config).apply(variables, jnp.asarray(fixture["classifier_input"]))
+    np.testing.assert_allclose(outputs["logits"], fixture["classifier_logits"], atol=1e-5, rtol=0)
 
 
 def test_dataparallel_prefix_is_accepted(fixture, released_state_dict):

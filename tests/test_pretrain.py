@@ -30,6 +30,22 @@ def tiny_config(*overrides):
     return load_config(TINY, list(overrides))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """A persistent XLA cache for this module: the resume test compiles the same train step
+    as the first run and reads it from here instead of compiling it again."""
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    previous = {name: getattr(jax.config, name) for name in names}
+    cache_dir = tmp_path_factory.mktemp("xla_cache")
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield cache_dir
+    for name, value in previous.items():
+        jax.config.update(name, value)
+
+
 @pytest.fixture(scope="module")
 def shard_dir(tmp_path_factory):
     """Tiny SynthFACS talking clips (32 px), generated the way `dface-jax pretrain` does."""
@@ -155,7 +171,8 @@ def _pretrain_command(workdir, *overrides):
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     """A CLI run killed with SIGKILL after its step-20 checkpoint and restarted ends with the
     parameters of an uninterrupted run (the same data order, the same random numbers)."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     overrides = ["--config.train.num_steps=60", "--config.train.checkpoint_every=20",
                  "--config.train.keep_checkpoints=5"]
     # Each run renders its own clips into WORKDIR/data; rendering is deterministic.

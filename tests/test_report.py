@@ -40,10 +40,10 @@ def _write_run(root, tokenizer_workdir):
     loso = root / "compare" / "dface"
     loso.mkdir(parents=True)
     predicted = np.where(rng.uniform(size=n) < 0.7, labels, (labels + 1) % 3)
-    np.savez(loso / "predictions.npz", labels=labels, predictions=predicted,
+    np.savez(loso / "predictions.npz", labels=labels, predicted=predicted,
              attention=rng.dirichlet(np.ones(16) * 0.3, n).astype(np.float32),
              datasets=datasets, clip_ids=clip_ids, label_names=np.array(LABELS))
-    (loso / "folds.json").write_text(json.dumps([f"s{i}" for i in range(6)]))
+    (loso / "folds.json").write_text(json.dumps({"held_out_subjects": [f"s{i}" for i in range(6)]}))
     (loso / "results.json").write_text(json.dumps(
         {"uf1": 0.61, "uar": 0.63, "per_dataset": {"casme2": {"uf1": 0.7, "uar": 0.71}},
          "protocol": "fixed schedule, final epoch"}))

@@ -32,6 +32,12 @@ def test_rendering_is_deterministic_per_seed():
     a, b = talking_clips(7, 2, 5, 24), talking_clips(7, 2, 5, 24)
     for key in ("frames", "au_intensities", "identity"):
         np.testing.assert_array_equal(a[key], b[key])
+    first_set, second_set = (me_clips("smic", size=16, seed=3, frames_per_clip=3) for _ in range(2))
+    assert [c.clip_id for c in first_set] == [c.clip_id for c in second_set]
+    np.testing.assert_array_equal(np.stack([c.frames for c in first_set]),
+                                  np.stack([c.frames for c in second_set]))
+    other = me_clips("smic", size=16, seed=4, frames_per_clip=3)
+    assert [c.clip_id for c in other] != [c.clip_id for c in first_set]
 
 
 def test_chunked_threaded_painting_equals_one_chunk(monkeypatch):
@@ -66,19 +72,23 @@ def test_shapes_range_and_anti_aliasing(size):
     assert frames.shape == (2, size, size, 1) and frames.dtype == np.float32
     assert 0.0 <= frames.min() and frames.max() <= 1.0
     # a clean face on a flat background: the row through the neck crosses two vertical
-    # edges, each of which must have an intermediate gray level (anti-aliasing)
+    # edges; placed half a pixel off the grid, each must show an intermediate gray level
     one = ids.take([0]).replace(background_tone=np.array([0.95], np.float32),
                                 skin_tone=np.array([0.5], np.float32),
                                 texture_amplitude=np.zeros((1, 4), np.float32))
-    pose = np.array([[0.3 / size, 0.0, 0.0, 0.0]], np.float32)  # edges off the pixel grid
-    image = render_faces(one, np.zeros((1, NUM_AUS), np.float32), size=size, pose=pose)[0, :, :, 0]
+    neck_half_width = 0.42 * one.face_width[0] * one.face_scale[0] * size  # pixels
     neck_row = int(size * (0.5 + 1.12 * one.face_scale[0]))
-    row = image[neck_row]
-    background, neck = row[0], row[size // 2]
-    assert abs(background - neck) > 0.3
-    low, high = sorted((background, neck))
-    intermediate = np.flatnonzero((row > low + 0.03) & (row < high - 0.03))
-    assert np.any(intermediate < size // 2) and np.any(intermediate > size // 2)
+    for side in (-1, 1):
+        edge = size / 2 + side * neck_half_width
+        shift = (np.floor(edge) + 0.5 - edge) / size  # moves this edge to a pixel's middle
+        pose = np.array([[shift, 0.0, 0.0, 0.0]], np.float32)
+        row = render_faces(one, np.zeros((1, NUM_AUS), np.float32), size=size,
+                           pose=pose)[0, neck_row, :, 0]
+        background, neck = row[0], row[size // 2]
+        assert abs(background - neck) > 0.2
+        low, high = sorted((background, neck))
+        intermediate = np.flatnonzero((row > low + 0.05) & (row < high - 0.05))
+        assert np.any(side * (intermediate - size / 2) > 0), (side, row)
 
 
 def test_disk_coverage_has_the_disk_area():
@@ -276,3 +286,42 @@ def test_synth_command_writes_grid_npz_and_shards(tmp_path):
     assert cli.main(["synth", "--preset", "talking", "--out", str(tmp_path / "t"), "--size", "16",
                      "--num-clips", "3", "--num-frames", "4"]) == 0
     assert clip_shards.read_metadata(tmp_path / "t")["num_clips"] == 3
+
+
+IDENTITY_FACTORS = ("face_scale", "face_width", "jaw_width", "skin_tone", "texture_amplitude",
+                    "eye_size", "eye_spacing", "brow_thickness", "brow_height", "nose_length",
+                    "nose_width", "mouth_width", "lip_thickness", "hairline_height", "hair_tone",
+                    "iris_tone", "background_tone", "glasses")
+
+
+@pytest.mark.parametrize("factor", IDENTITY_FACTORS)
+def test_each_identity_factor_alone_changes_pixels_not_the_action_field(factor):
+    from data_pipelines.synthetic.face_model import IDENTITY_RANGES
+
+    base = sample_identities(21, 1)
+    value = getattr(base, factor)
+    if factor == "glasses":
+        other = ~value
+    else:  # move the factor to the far end of its range
+        low, high = IDENTITY_RANGES[factor]
+        other = np.where(value - low > high - value, low, high).astype(np.float32)
+    changed = base.replace(**{factor: other})
+    au = intensity_vector(AU1=1.0, AU12=1.0, AU26=1.0)[None]
+    zero = np.zeros_like(au)
+    pixels = np.abs(render_faces(changed, au, size=64) - render_faces(base, au, size=64))
+    assert np.count_nonzero(pixels > 0.02) >= 3, factor
+    field_base = face_frame_landmarks(base, au) - face_frame_landmarks(base, zero)
+    field_changed = face_frame_landmarks(changed, au) - face_frame_landmarks(changed, zero)
+    np.testing.assert_allclose(field_changed, field_base, atol=1e-6)
+
+
+def test_landmarks_sit_on_the_rendered_features():
+    ids = sample_identities(8, 4).replace(glasses=np.zeros(4, bool))
+    au = np.zeros((4, NUM_AUS), np.float32)
+    pose = np.array([[0.03, -0.02, 0.15, 0.1]] * 4, np.float32)
+    frames = render_faces(ids, au, size=128, pose=pose)[..., 0]
+    points = face_landmarks(ids, au, size=128, pose=pose)
+    for name in ("pupil_l", "pupil_r", "nostril_l", "nostril_r"):
+        x, y = points[:, LANDMARK_NAMES.index(name)].T
+        values = frames[np.arange(4), y.astype(int), x.astype(int)]
+        assert (values < 0.5 * ids.skin_tone).all(), (name, values)

@@ -153,8 +153,9 @@ def test_pure_functions_agree_with_the_forward_pass(tiny_training, tiny_params):
     vectors = tok.embed_actions(params, TINY, tokens)
     codebook = params["quantizer"]["codebook"]
     projection = params["project_out"]
-    np.testing.assert_allclose(vectors, codebook[tokens] @ projection["kernel"] + projection["bias"],
-                               atol=1e-5)
+    expected = (codebook[tokens] @ projection["kernel"] + projection["bias"]
+                + params["token_positions"])
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
 
 
 def test_released_token_layout_spreads_every_code_over_all_context_rows(tiny_params):
@@ -166,6 +167,22 @@ def test_released_token_layout_spreads_every_code_over_all_context_rows(tiny_par
         after = tok.embed_actions(tiny_params, config, changed)[0]
         rows = np.flatnonzero(np.abs(np.asarray(after - before)).max(axis=1) > 1e-6)
         assert rows.tolist() == expected_rows, f"released_token_layout={released}"
+
+
+def test_without_position_embedding_the_clean_decoder_ignores_token_order(tiny_params):
+    """Cross-attention has no position bias over its context, so without the token
+    position embedding a permutation of the 16 clean tokens decodes to the same frame."""
+    source = _frames(TINY, 1, batch=1)
+    tokens = jnp.arange(16, dtype=jnp.int32)[None] % TINY.codebook_size
+    permuted = tokens[:, ::-1]
+    for embedding, order_matters in ((False, False), (True, True)):
+        config = dataclasses.replace(TINY, token_position_embedding=embedding)
+        params = tiny_params if embedding else {
+            k: v for k, v in tiny_params.items() if k != "token_positions"}
+        recon = tok.decode_actions(params, config, jnp.concatenate([source, source]),
+                                   jnp.concatenate([tokens, permuted]))
+        difference = float(jnp.abs(recon[0] - recon[1]).max())
+        assert (difference > 1e-5) == order_matters, (embedding, difference)
 
 
 def test_released_layout_is_the_release_reshape():
@@ -189,10 +206,12 @@ def test_clean_temporal_peg_only_mixes_spatial_neighbours():
     for released in (False, True):
         block = layers.TransformerBlock(dim, heads=2, dim_head=4, sequence_axis="time",
                                         released_peg_reshape=released)
-        params = jax.jit(lambda key: block.init(key, to_sequence(video), (1, 2, 4, 4)))(
-            jax.random.PRNGKey(1))
-        apply = jax.jit(lambda v: block.apply(params, to_sequence(v), (1, 2, 4, 4)))
-        outputs = [apply(v) for v in (video, perturbed)]
+
+        def both_outputs(key, block=block):
+            params = block.init(key, to_sequence(video), (1, 2, 4, 4))
+            return [block.apply(params, to_sequence(v), (1, 2, 4, 4)) for v in (video, perturbed)]
+
+        outputs = jax.jit(both_outputs)(jax.random.PRNGKey(1))
         changed = np.abs(np.asarray(outputs[1] - outputs[0])).max(axis=(1, 2)).reshape(4, 4) > 1e-6
         far = changed.copy()
         far[:2, :2] = False  # the 3x3 neighbourhood of (0, 0)

@@ -255,6 +255,30 @@ class Identities:
 
 
 NUM_TEXTURE_WAVES = 4
+GLASSES_PROBABILITY = 0.2
+
+# (low, high) of each uniformly drawn identity factor (units as in ``Identities``).
+IDENTITY_RANGES: dict[str, tuple[float, float]] = {
+    "face_scale": (0.36, 0.41),
+    "face_width": (0.70, 0.84),
+    "jaw_width": (0.62, 0.86),
+    "skin_tone": (0.45, 0.80),
+    "texture_amplitude": (0.005, 0.025),
+    "texture_frequency": (-2.5, 2.5),
+    "texture_phase": (0.0, 2 * np.pi),
+    "eye_size": (0.12, 0.155),
+    "eye_spacing": (0.29, 0.35),
+    "brow_thickness": (0.03, 0.06),
+    "brow_height": (0.14, 0.21),
+    "nose_length": (0.27, 0.37),
+    "nose_width": (0.09, 0.13),
+    "mouth_width": (0.20, 0.28),
+    "lip_thickness": (0.04, 0.065),
+    "hairline_height": (-0.72, -0.48),
+    "hair_tone": (0.05, 0.45),
+    "iris_tone": (0.10, 0.40),
+    "background_tone": (0.15, 0.95),
+}
 
 
 def sample_identities(seed: int, n: int) -> Identities:
@@ -266,27 +290,14 @@ def sample_identities(seed: int, n: int) -> Identities:
     def uniform(low: float, high: float, shape=()) -> np.ndarray:
         return rng.uniform(low, high, (n, *shape)).astype(np.float32)
 
+    scalar_factors = {name: uniform(*IDENTITY_RANGES[name]) for name in IDENTITY_RANGES
+                      if not name.startswith("texture_")}
     return Identities(
-        face_scale=uniform(0.36, 0.41),
-        face_width=uniform(0.70, 0.84),
-        jaw_width=uniform(0.62, 0.86),
-        skin_tone=uniform(0.45, 0.80),
-        texture_amplitude=uniform(0.005, 0.025, (NUM_TEXTURE_WAVES,)),
-        texture_frequency=uniform(-2.5, 2.5, (NUM_TEXTURE_WAVES, 2)),
-        texture_phase=uniform(0.0, 2 * np.pi, (NUM_TEXTURE_WAVES,)),
-        eye_size=uniform(0.12, 0.155),
-        eye_spacing=uniform(0.29, 0.35),
-        brow_thickness=uniform(0.03, 0.06),
-        brow_height=uniform(0.14, 0.21),
-        nose_length=uniform(0.27, 0.37),
-        nose_width=uniform(0.09, 0.13),
-        mouth_width=uniform(0.20, 0.28),
-        lip_thickness=uniform(0.04, 0.065),
-        hairline_height=uniform(-0.72, -0.48),
-        hair_tone=uniform(0.05, 0.45),
-        iris_tone=uniform(0.10, 0.40),
-        background_tone=uniform(0.15, 0.95),
-        glasses=rng.uniform(size=n) < 0.2,
+        texture_amplitude=uniform(*IDENTITY_RANGES["texture_amplitude"], (NUM_TEXTURE_WAVES,)),
+        texture_frequency=uniform(*IDENTITY_RANGES["texture_frequency"], (NUM_TEXTURE_WAVES, 2)),
+        texture_phase=uniform(*IDENTITY_RANGES["texture_phase"], (NUM_TEXTURE_WAVES,)),
+        **scalar_factors,
+        glasses=rng.uniform(size=n) < GLASSES_PROBABILITY,
     )
 
 

@@ -16,9 +16,14 @@ def identity_action_grid(seed: int = 0, num_identities: int = 6, size: int = 128
                          intensity: float = 1.0) -> tuple[np.ndarray, tuple[str, ...]]:
     """Faces of ``num_identities`` people (rows) x (neutral, each AU at ``intensity``) columns.
 
+    Clean renders (no nuisance); the last row wears glasses.
+
     Returns the mosaic float32 [rows * size, columns * size] and the column titles.
     """
     identities = sample_identities(seed, num_identities)
+    # the last person wears glasses, so the picture shows the accessory too
+    identities = identities.replace(glasses=identities.glasses | (np.arange(num_identities)
+                                                                   == num_identities - 1))
     columns = ("neutral",) + AU_NAMES
     au = np.zeros((len(columns), NUM_AUS), np.float32)
     au[np.arange(1, len(columns)), np.arange(NUM_AUS)] = intensity

@@ -213,8 +213,8 @@ def _paint_head(grid: _Grid, lm: np.ndarray, ident: Identities, au: np.ndarray) 
     X, Y, px = grid.X, grid.Y, grid.pixel
     skin, hair = _col(ident.skin_tone), _col(ident.hair_tone)
     width = _col(0.5 * (lm[:, LM["cheekbone_r"], 0] - lm[:, LM["cheekbone_l"], 0]))
-    canvas = np.broadcast_to(_col(ident.background_tone) * (1.05 - 0.1 * (Y + 1.0) / 2.5),
-                             X.shape).astype(np.float32)
+    # background: a vertical gradient, one value per image row until the first layer
+    canvas = _col(ident.background_tone) * (1.0 - 0.1 * grid.v[:, :, None])
     # hair behind the head
     hair_back_alpha = raster.coverage(raster.ellipse_sd(X, Y, 0.0, -0.3, 1.12 * width, 0.84), px)
     canvas = raster.blend(canvas, hair, hair_back_alpha)
@@ -241,7 +241,9 @@ def _paint_head(grid: _Grid, lm: np.ndarray, ident: Identities, au: np.ndarray) 
     gradient = np.sqrt((qx / axis_x) ** 2 + (v / half_height) ** 2) / radius + 1e-6
     face_alpha = raster.coverage((1.0 - radius) / gradient, px)
     # rounded shading (darker towards the sides and under the jaw) and skin texture
-    face_tone = skin * (1.0 - 0.28 * np.clip(qx * qx, 0, 1) - 0.12 * np.clip(v, 0, 1) ** 4)
+    below = np.clip(v, 0, 1)
+    below *= below
+    face_tone = skin * (1.0 - 0.28 * np.clip(qx * qx, 0, 1) - 0.12 * below * below)
     face_tone = face_tone + _skin_texture(grid, ident)
     canvas = raster.blend(canvas, face_tone, face_alpha)
     # forehead lines of AU1/AU2 (drawn under the hair)
@@ -401,7 +403,7 @@ def _paint_mouth(canvas: np.ndarray, grid: _Grid, lm: np.ndarray, ident: Identit
     if np.any(dimpler > 0):
         for side, sign in (("l", -1.0), ("r", 1.0)):
             mx, my = _point(lm, f"mouth_{side}")
-            canvas = canvas * (1.0 - 0.5 * dimpler * raster.blob(X, Y, mx + sign * 0.04, my, 0.018, 0.035))
+            canvas = canvas * (1.0 - 0.6 * dimpler * raster.blob(X, Y, mx + sign * 0.045, my, 0.025, 0.045))
     if np.any(chin_raise > 0):
         _, chin_y = _point(lm, "chin")
         mottling = (raster.stripes(X, 0.06, 2) * raster.stripes(Y - chin_y, 0.05, 2)
@@ -410,7 +412,7 @@ def _paint_mouth(canvas: np.ndarray, grid: _Grid, lm: np.ndarray, ident: Identit
     return canvas
 
 
-_CHUNK_PIXELS = 1 << 16
+_CHUNK_PIXELS = 1 << 17
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
@@ -451,6 +453,8 @@ def render_faces(identities: Identities, au_intensities: np.ndarray, *, size: in
     n = len(identities)
     landmarks = face_frame_landmarks(identities, au_intensities)
     au = np.asarray(au_intensities, np.float32)
+    if n == 0:
+        return np.zeros((0, size, size, 1), np.float32)
     frame_nuisance = _sample_frame_nuisance(nuisance, n, seed) if nuisance is not None else None
     pose = _resolve_pose(n, pose, frame_nuisance)
     camera = nuisance.camera_scale if nuisance is not None else 1.0

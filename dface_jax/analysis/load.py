@@ -290,6 +290,9 @@ def load_classifier(workdir: PathLike, fold: int | str = 0, *,
     if "classifier" not in config:
         raise KeyError(f"{workdir / 'config.json'} has no 'classifier' field: is {workdir} a "
                        f"LOSO workdir of the token classifier? Fields: {sorted(config.keys())}")
+    if config.get("model", "dface") != "dface":
+        raise ValueError(f"{workdir} trained model {config.model!r}; load_classifier restores "
+                         "the token classifier (model 'dface') only")
     classifier_config = ClassifierConfig.from_dict(config.classifier.to_dict())
     subjects = read_folds(workdir)
     index = _fold_index(fold, subjects, workdir)

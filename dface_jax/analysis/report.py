@@ -146,7 +146,7 @@ def _load_predictions(loso: pathlib.Path) -> dict[str, np.ndarray]:
     path = loso / "predictions.npz"
     with np.load(path, allow_pickle=False) as data:
         predictions = {k: data[k] for k in data.files}
-    for field in ("labels", "predictions"):
+    for field in ("labels", "predicted"):
         if field not in predictions:
             raise KeyError(f"{path} has no {field!r}; fields are {sorted(predictions)}")
     return predictions
@@ -158,7 +158,7 @@ def _label_names(predictions: dict, loso: pathlib.Path) -> tuple[str, ...]:
     results = loso / "results.json"
     if results.exists() and json.loads(results.read_text()).get("label_names"):
         return tuple(json.loads(results.read_text())["label_names"])
-    k = int(max(predictions["labels"].max(), predictions["predictions"].max())) + 1
+    k = int(max(predictions["labels"].max(), predictions["predicted"].max())) + 1
     return tuple(f"class {i}" for i in range(k))
 
 
@@ -280,7 +280,7 @@ def _loso_pictures(report: _Report, loso: pathlib.Path | None) -> dict | None:
         return None
     predictions = _load_predictions(loso)
     names = _label_names(predictions, loso)
-    labels, predicted = predictions["labels"], predictions["predictions"]
+    labels, predicted = predictions["labels"], predictions["predicted"]
     matrices = {"overall": confusion_matrix(labels, predicted, len(names))}
     if "datasets" in predictions:
         for dataset in sorted(set(predictions["datasets"].tolist())):
@@ -288,7 +288,7 @@ def _loso_pictures(report: _Report, loso: pathlib.Path | None) -> dict | None:
             matrices[str(dataset)] = confusion_matrix(labels[mask], predicted[mask], len(names))
     report.add("confusion_matrices", plots.plot_confusion_matrices(
         matrices, names, report.path("confusion_matrices")))
-    if "attention" in predictions:
+    if predictions.get("attention") is not None and predictions["attention"].shape[-1] > 0:
         report.add("pooling_weights", plots.plot_pooling_weights(
             predictions["attention"], labels, names, report.path("pooling_weights")))
     else:
@@ -300,7 +300,7 @@ def _loso_pictures(report: _Report, loso: pathlib.Path | None) -> dict | None:
 def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
                       predictions: dict | None, top_k: int, num_faces: int) -> None:
     if tokenizer is None or tokens is None or predictions is None or \
-            "attention" not in predictions:
+            predictions.get("attention", np.zeros((0, 0))).shape[-1] == 0:
         report.skip("transfer_grid", "needs a tokenizer, the token cache and LOSO attention")
         return
     with np.load(tokens, allow_pickle=False) as data:

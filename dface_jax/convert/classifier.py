@@ -16,7 +16,8 @@ from typing import Mapping
 
 import numpy as np
 
-from dface_jax.convert.state_dict import check_keys_and_shapes, linear_kernel, strip_prefix
+from dface_jax.convert.state_dict import (check_keys_and_shapes, linear_kernel, load_state_dict,
+                                          strip_prefix)
 from dface_jax.models.token_transformer import ClassifierConfig
 
 _LAYER_PREFIX = "transformer.layers."
@@ -114,3 +115,15 @@ def convert_classifier(state_dict: Mapping[str, np.ndarray],
             "linear2": _dense_params(state_dict, prefix + "linear2"),
         }
     return {"params": params}
+
+
+def load_released_classifier(path, *, heads: int = 8, prefix: str = "",
+                             **overrides) -> tuple[ClassifierConfig, dict]:
+    """Reads a released classifier state dict (``.npz``, ``.safetensors`` or a torch file, see
+    ``state_dict.load_state_dict``) -> (config, ``{"params": ...}``).
+
+    ``prefix`` selects keys inside a larger archive (``"classifier/"`` in the parity fixture).
+    """
+    state_dict = load_state_dict(path, prefix=prefix)
+    config = classifier_config_from_state_dict(state_dict, heads=heads, **overrides)
+    return config, convert_classifier(state_dict, config)

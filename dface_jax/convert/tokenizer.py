@@ -22,7 +22,6 @@ self-attention blocks' unused ``context_norm`` and empty ``null_kv`` are checked
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Mapping
 
 import numpy as np
@@ -39,7 +38,8 @@ TRANSFORMERS = {  # release name -> our module name
 POSITION_BIAS_HIDDEN_LAYERS = 2
 # The configuration of the released model, whatever its sizes.
 RELEASED_BEHAVIOUR = dict(released_token_layout=True, released_temporal_peg=True,
-                          quantizer="nsvq", codebook_update="loss")
+                          token_position_embedding=False, quantizer="nsvq",
+                          codebook_update="loss")
 
 
 def _inner_ff_dim(config: TokenizerConfig) -> int:
@@ -249,6 +249,9 @@ def convert_tokenizer_state_dict(state_dict: Mapping[str, np.ndarray],
     state_dict = strip_prefix(state_dict)
     if config is None:
         config = tokenizer_config_from_state_dict(state_dict)
+    if config.token_position_embedding:
+        raise ValueError("the released model has no token position embedding: convert with "
+                         "token_position_embedding=False")
     check_keys_and_shapes(released_tokenizer_shapes(config), state_dict, source)
     sd = state_dict
     last = POSITION_BIAS_HIDDEN_LAYERS
@@ -276,8 +279,3 @@ def convert_tokenizer_state_dict(state_dict: Mapping[str, np.ndarray],
             "kernel": conv_kernel(sd[f"vq.cnn_encoder.{2 * index}.weight"]),
             "bias": np.asarray(sd[f"vq.cnn_encoder.{2 * index}.bias"], np.float32)}
     return params, config
-
-
-def config_with(config: TokenizerConfig, **changes) -> TokenizerConfig:
-    """``config`` with some fields changed (e.g. the clean layout on released weights)."""
-    return dataclasses.replace(config, **changes)

@@ -99,6 +99,7 @@ def edclip_loss(text_features: jax.Array, anchors: jax.Array, labels: jax.Array,
     drops samples (padding, or another fold's samples in a vmapped LOSO step).
     """
     anchors = jax.lax.stop_gradient(anchors)
+    others_mask = jnp.asarray(others_mask, bool)  # a 0/1 int mask would break ``~`` below
     if sample_weights is None:
         sample_weights = jnp.ones(text_features.shape[0], text_features.dtype)
     cosine = text_features @ anchors.T  # [B, A]

@@ -191,7 +191,7 @@ class SparseAttentionPooling(nn.Module):
 
 
 def l2_normalize(vectors: jax.Array, axis: int = -1) -> jax.Array:
-    """vectors / ||vectors|| along ``axis`` (a 1e-12 floor on the squared norm avoids 0/0)."""
+    """vectors / ||vectors|| along ``axis`` (a 1e-12 floor on the norm avoids 0/0)."""
     squared = jnp.sum(vectors ** 2, axis=axis, keepdims=True)
     return vectors * jax.lax.rsqrt(jnp.maximum(squared, 1e-24))
 

@@ -17,17 +17,18 @@ Shapes (paper-scale defaults from the authors' release, every one a config field
    every token back to a pixel patch -> the driving frame [B, H, W, C].
 
 Token layout. The release reshapes its (B*16, 32) quantized codes to (B, 32, 16) and
-transposes, instead of (B, 16, 32): decoder context row j then holds channels drawn from
-*all* codes (row j, channel c is element c*16 + j of the concatenated codes), so every
-code is spread over all 16 context vectors, each at a different set of channels. Our
-default is the clean layout (context row i is code i); ``released_token_layout=True``
-reproduces the release. The paper's finding that tokens have *position-dependent*
-semantics (the same code means different things at different positions) may come from
-the released layout: there a code's value lands in channels that depend on its position
-i (channels c with c*16+j in [32 i, 32 i + 32)), so after ``project_out`` the same code
-at two positions feeds different weights of the decoder. In the clean layout a code at
-any position gives the same action vector; position enters only through which
-source-token queries attend to it.
+transposes, instead of (B, 16, 32): decoder context row j becomes (code_0[j],
+code_0[16+j], code_1[j], code_1[16+j], ..., code_15[16+j]), so every code is spread over
+all 16 context vectors, and code i always lands in channels 2i and 2i+1. Our default is
+the clean layout (context row i is code i); ``released_token_layout=True`` reproduces the
+release. The paper's finding that tokens have *position-dependent* semantics may come
+from the released layout: there the same code at positions i and i' enters different
+channels of ``project_out``, so it is multiplied by different weights and means a
+different action vector -- position is baked into the channel placement. In the clean
+layout a code gives the same vector at every position; and because cross-attention has
+no position bias over its context, the decoder would see the 16 tokens as an unordered
+set. ``token_position_embedding`` (default on; off in converted released models) adds a
+learned vector per token position so that a clean token still says where it acts.
 
 Temporal PEG. The release's temporal Transformer holds tokens as (b*h*w, t, d) but its
 PEG reshapes them straight to (b, t, h, w, d), which mixes patch positions and frames
@@ -75,6 +76,7 @@ class TokenizerConfig:
     code_seq_len: int = 16
     ff_mult: float = 4.0
     num_null_kv: int = 2  # learned null key/values of the decoder's cross-attention
+    token_position_embedding: bool = True  # learned [16, dim] added to the action vectors
     released_token_layout: bool = False
     released_temporal_peg: bool = False
     quantizer: str = "straight_through"
@@ -99,7 +101,7 @@ class TokenizerConfig:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
-        self.num_downsamples  # validates the grid sizes
+        _ = self.num_downsamples  # raises if the patch grid cannot reach the action grid
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TokenizerConfig":
@@ -217,6 +219,9 @@ class ActionTokenizer(nn.Module):
             beta=config.commitment_beta, quantizer=config.quantizer,
             codebook_update=config.codebook_update, ema_decay=config.ema_decay)
         self.project_out = nn.Dense(config.dim, dtype=dtype)
+        if config.token_position_embedding:
+            self.token_positions = self.param("token_positions", nn.initializers.normal(0.02),
+                                              (config.code_seq_len, config.dim))
         self.decoder = layers.Transformer(depth=config.decoder_depth, sequence_axis="space",
                                           has_cross_attn=True, num_null_kv=config.num_null_kv,
                                           **transformer)
@@ -263,7 +268,10 @@ class ActionTokenizer(nn.Module):
         """Quantized codes [B, 16, quant_dim] -> decoder context [B, 16, dim]."""
         if self.config.released_token_layout:
             codes = released_layout(codes)
-        return self.project_out(codes.astype(self.config.compute_dtype))
+        vectors = self.project_out(codes.astype(self.config.compute_dtype))
+        if self.config.token_position_embedding:
+            vectors = vectors + self.token_positions.astype(vectors.dtype)
+        return vectors
 
     def decode_from_action_vectors(self, source: jax.Array, action_vectors: jax.Array) -> jax.Array:
         """Decoder: source [B, H, W, C] and action vectors [B, 16, dim] -> [B, H, W, C]."""
@@ -287,7 +295,8 @@ class ActionTokenizer(nn.Module):
 
     def embed_tokens(self, action_tokens: jax.Array) -> jax.Array:
         """Action tokens int [B, 16] -> hard-quantized action vectors [B, 16, dim]
-        (after ``project_out`` and the configured layout: what the classifier reads)."""
+        (after the configured layout, ``project_out`` and the token position embedding:
+        what the decoder and the classifier read)."""
         return self.codes_to_action_vectors(self.quantizer.lookup(action_tokens))
 
     def decode(self, source: jax.Array, action_tokens: jax.Array) -> jax.Array:

@@ -180,3 +180,41 @@ def synthetic_token_cache(labels: Sequence[int], subjects: Sequence[str], datase
         "tokenizer_workdir": np.asarray("none (random tokens)"),
         "apex_rule": np.asarray("none"),
     }
+
+
+def restore_tokenizer(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Any, Any]:
+    """(params, TokenizerConfig) of a pretraining (or ``import-torch``) workdir: its
+    ``config.json`` ``tokenizer`` field and the latest (or ``step``) checkpoint's params."""
+    from dface_jax.configs import read_config
+    from dface_jax.models.tokenizer import TokenizerConfig
+    from dface_jax.train.checkpoint import restore_params
+
+    workdir = pathlib.Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: is {workdir} a tokenizer workdir "
+                                "(written by `dface-jax pretrain` or `import-torch`)?")
+    config = read_config(config_path)
+    if "tokenizer" not in config:
+        raise KeyError(f"{config_path} has no 'tokenizer' field; its fields are {sorted(config.keys())}")
+    return restore_params(workdir, step), TokenizerConfig.from_dict(config.tokenizer.to_dict())
+
+
+def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_dir: str | pathlib.Path,
+                    *, batch_size: int = 64, difference_size: int = 32,
+                    build_config: str | None = None) -> dict[str, np.ndarray]:
+    """The token cache of a built MER dataset (``load_mer_source(dataset, data_dir)``)."""
+    from data_pipelines.mer_source import load_mer_source
+
+    params, tok_config = restore_tokenizer(tokenizer_workdir)
+    source = load_mer_source(dataset, data_dir, config=build_config)
+    frame_size = tuple(np.asarray(source[0]["onset"]).shape)
+    expected = (tok_config.image_size, tok_config.image_size, tok_config.channels)
+    if frame_size != expected:
+        raise ValueError(f"{source}: frames are {frame_size}, the tokenizer in {tokenizer_workdir} "
+                         f"expects {expected}; prepare the dataset at that size")
+    apex_rule = source.summary.get("apex_rule") or source.build_dir.parent.name
+    return extract_tokens(params, tok_config, source, label_names=source.label_names,
+                          batch_size=batch_size, difference_size=difference_size,
+                          tokenizer_workdir=str(pathlib.Path(tokenizer_workdir).resolve()),
+                          apex_rule=str(apex_rule))

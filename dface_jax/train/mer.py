@@ -514,3 +514,379 @@ def epoch_curve(run: LosoRun, labels: np.ndarray) -> list[dict]:
                         "test_accuracy": float(np.mean(predicted == labels)),
                         "test_uf1": metrics.uf1(labels, predicted, run.epoch_logits.shape[-1])})
     return records
+
+
+# -------------------------------------------------------------------- experiments
+
+MODEL_KINDS = ("dface", "pixel")
+TOKEN_ORDERS = ("original", "shuffled_per_clip")
+
+
+@dataclasses.dataclass
+class LosoExperiment:
+    """Everything one sweep needs, built from a config and a token cache."""
+
+    model: LosoModel
+    train_config: LosoTrainConfig
+    data: LosoData
+    anchors: np.ndarray | None
+    text_encoder: dict | None  # encode_prompts' info (model, semantic, warning) or None
+
+
+def shuffle_tokens_per_clip(action_vectors: np.ndarray, seed: int) -> np.ndarray:
+    """[N, L, D] -> [N, L, D] with each clip's L positions permuted by its own fixed random
+    permutation (drawn once from ``seed``; the same at training and test time).
+
+    Per-clip, not one permutation for all clips: with learned position embeddings, one
+    global permutation is only a relabelling of positions the model can learn equally
+    well, so it would not test whether token order carries information.
+    """
+    rng = np.random.default_rng(seed)
+    orders = np.argsort(rng.random(action_vectors.shape[:2]), axis=1)
+    return np.take_along_axis(action_vectors, orders[:, :, None], axis=1)
+
+
+def build_experiment(config, cache: dict, *, clip_dir: str | None = None,
+                     anchor_cache_path: str | None = None) -> LosoExperiment:
+    """Builds the model, data and text anchors of ``config`` (a LOSO config, see
+    ``experiments/configs/loso_composite.py``) over the token ``cache``."""
+    from dface_jax.models.edclip import anchor_rows, class_prompts
+
+    if config.model not in MODEL_KINDS:
+        raise ValueError(f"config.model={config.model!r}; expected one of {MODEL_KINDS}")
+    if config.token_order not in TOKEN_ORDERS:
+        raise ValueError(f"config.token_order={config.token_order!r}; expected one of {TOKEN_ORDERS}")
+    label_names = tuple(str(n) for n in cache["label_names"])
+    num_classes = len(label_names)
+    train_config = LosoTrainConfig.from_dict(config.train.to_dict())
+    anchors, text_info = None, None
+    if config.model == "pixel":
+        from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
+        if train_config.edclip_weight > 0:
+            raise ValueError("the pixel baseline has no text head: set train.edclip_weight=0")
+        if config.token_order != "original":
+            raise ValueError("token_order applies to token models, not the pixel baseline")
+        module = PixelBaselineCNN(PixelBaselineConfig.from_dict(
+            dict(config.pixel.to_dict(), num_classes=num_classes)))
+        inputs = np.asarray(cache["frame_difference"], np.float32)
+    else:
+        from dface_jax.models.text_encoder import encode_prompts
+        from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
+        clip_dir = clip_dir or (config.text_encoder_dir or None)
+        anchors, text_info = encode_prompts(class_prompts(label_names), clip_dir,
+                                            cache_path=anchor_cache_path,
+                                            random_width=config.text_random_width)
+        inputs = np.asarray(cache["action_vectors"], np.float32)
+        if config.token_order == "shuffled_per_clip":
+            inputs = shuffle_tokens_per_clip(inputs, config.token_shuffle_seed)
+        module = TokenClassifier(ClassifierConfig.from_dict(dict(
+            config.classifier.to_dict(), num_classes=num_classes, seq_len=inputs.shape[1],
+            input_dim=inputs.shape[2], text_dim=anchors.shape[1])))
+    data = LosoData(jnp.asarray(inputs), jnp.asarray(cache["labels"], jnp.int32),
+                    jnp.asarray(anchor_rows(label_names)))
+    return LosoExperiment(LosoModel(module, num_classes), train_config, data,
+                          None if anchors is None else np.asarray(anchors, np.float32), text_info)
+
+
+def run_experiment(experiment: LosoExperiment, subjects: Sequence[str]) -> LosoRun:
+    """The vmapped sweep of ``experiment`` (see :func:`train_folds`)."""
+    anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
+    return train_folds(experiment.model, experiment.train_config, experiment.data, subjects, anchors)
+
+
+def summarize_run(run: LosoRun, cache: dict, experiment: LosoExperiment, config) -> dict:
+    """results.json content: honest scores, the oracle-epoch block, protocol and settings."""
+    labels = np.asarray(cache["labels"])
+    label_names = [str(n) for n in cache["label_names"]]
+    honest = score_predictions(labels, run.epoch_logits[-1].argmax(-1), cache["datasets"], label_names)
+    chosen = oracle_epochs(run, labels, cache["subjects"])
+    oracle = score_predictions(labels, oracle_predictions(run, cache["subjects"], chosen),
+                               cache["datasets"], label_names)
+    text = experiment.text_encoder
+    return {
+        **{key: honest[key] for key in ("uf1", "uar", "accuracy", "per_dataset",
+                                        "per_class_recall", "confusion", "count")},
+        "protocol": HONEST_PROTOCOL.format(epochs=experiment.train_config.epochs),
+        "oracle_epoch": {"label": ORACLE_LABEL, "note": ORACLE_NOTE,
+                         **{key: oracle[key] for key in ("uf1", "uar", "accuracy", "per_dataset",
+                                                         "per_class_recall")},
+                         "epochs": {subject: int(epoch) + 1
+                                    for subject, epoch in zip(run.held_out_subjects, chosen)}},
+        "seed": experiment.train_config.seed,
+        "model": config.model,
+        "pooling": config.classifier.pooling if config.model == "dface" else None,
+        "token_order": config.token_order if config.model == "dface" else None,
+        "edclip_weight": experiment.train_config.edclip_weight,
+        "class_balance": experiment.train_config.class_balance,
+        "text_encoder": None if text is None else {
+            "model": text["model"], "semantic": bool(text["semantic"]), "warning": text["warning"]},
+        "label_names": label_names,
+        "num_folds": len(run.held_out_subjects),
+        "num_clips": int(labels.size),
+        "epochs": experiment.train_config.epochs,
+        "steps_per_epoch": run.steps_per_epoch,
+        "tokenizer_workdir": str(cache["tokenizer_workdir"]),
+        "apex_rule": str(cache["apex_rule"]),
+    }
+
+
+# ------------------------------------------------------------------------ workdir
+
+def results_markdown(results: dict) -> str:
+    """A markdown table of the honest and oracle-epoch scores, overall and per dataset."""
+    lines = [f"# LOSO results ({results['model']}, seed {results['seed']})", "",
+             f"Protocol: {results['protocol']}.", "",
+             "| scores | subset | UF1 | UAR | clips |", "|---|---|---|---|---|"]
+    for title, block in (("honest (final epoch)", results), (ORACLE_LABEL, results["oracle_epoch"])):
+        lines.append(f"| {title} | all | {block['uf1']:.4f} | {block['uar']:.4f} | {results['count']} |")
+        for name, scores in block["per_dataset"].items():
+            lines.append(f"| {title} | {name} | {scores['uf1']:.4f} | {scores['uar']:.4f} "
+                         f"| {scores['count']} |")
+    recalls = ", ".join(f"{name} {value:.3f}" if value is not None else f"{name} n/a"
+                        for name, value in results["per_class_recall"].items())
+    lines += ["", f"Per-class recall (honest): {recalls}.", "", f"Oracle epoch: {ORACLE_NOTE}"]
+    text = results.get("text_encoder")
+    if text is not None:
+        lines += ["", f"Text encoder: {text['model']} (semantic: {text['semantic']})."]
+        if text["warning"]:
+            lines.append(f"Warning: {text['warning']}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], label_names: Sequence[str], path, title: str
+                   ) -> None:
+    """Writes a confusion-matrix PNG (rows: true class, columns: predicted)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion)
+    figure, axis = plt.subplots(figsize=(1.2 * len(label_names) + 2, 1.2 * len(label_names) + 1.5))
+    axis.imshow(matrix, cmap="Blues")
+    ticks = np.arange(len(label_names))
+    axis.set_xticks(ticks, label_names, rotation=30, ha="right")
+    axis.set_yticks(ticks, label_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    for row in range(matrix.shape[0]):
+        for column in range(matrix.shape[1]):
+            axis.text(column, row, int(matrix[row, column]), ha="center", va="center",
+                      color="white" if matrix[row, column] > matrix.max() / 2 else "black")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_workdir(workdir, run: LosoRun, cache: dict, results: dict, config) -> None:
+    """Writes results.json/.md, confusion.png, folds.json, metrics.jsonl, predictions.npz,
+    config.json and one Orbax checkpoint of every fold's classifier (leading fold axis)."""
+    import json
+    import pathlib
+
+    from dface_jax.train.checkpoint import save_params
+    from dface_jax.train.metrics_log import MetricsWriter
+
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(cache["labels"])
+    subjects = np.asarray(cache["subjects"]).astype(str)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    (workdir / "results.md").write_text(results_markdown(results))
+    plot_confusion(results["confusion"], results["label_names"], workdir / "confusion.png",
+                   f"LOSO {results['model']} (honest), UF1 {results['uf1']:.3f}")
+    folds = {"held_out_subjects": list(run.held_out_subjects),
+             "folds": [{"fold": fold, "held_out_subject": subject,
+                        "test_clips": int(np.sum(subjects == subject)),
+                        "train_clips": int(np.sum(subjects != subject))}
+                       for fold, subject in enumerate(run.held_out_subjects)]}
+    (workdir / "folds.json").write_text(json.dumps(folds, indent=2))
+    writer = MetricsWriter(workdir, tensorboard=False)
+    for record in epoch_curve(run, labels):
+        writer.write(record.pop("epoch"), record)
+    writer.close()
+    final_logits = run.epoch_logits[-1]
+    np.savez(workdir / "predictions.npz", clip_ids=np.asarray(cache["clip_ids"]).astype(str),
+             subjects=subjects, datasets=np.asarray(cache["datasets"]).astype(str), labels=labels,
+             predicted=final_logits.argmax(-1).astype(np.int32), logits=final_logits,
+             attention=(run.attention if run.attention is not None
+                        else np.zeros((labels.size, 0), np.float32)),
+             label_names=np.asarray(results["label_names"]))
+    save_params(workdir, run.fold_params, config, step=results["epochs"])
+
+
+def resolved_config(config, experiment: LosoExperiment):
+    """``config`` with ``classifier`` completed by the fields taken from the data
+    (num_classes, seq_len, input_dim, text_dim), so ``ClassifierConfig.from_dict(
+    config.classifier)`` of the saved config.json rebuilds the trained model."""
+    import ml_collections
+
+    resolved = config.copy_and_resolve_references()
+    if config.model == "dface":
+        resolved.classifier = ml_collections.ConfigDict(experiment.model.module.config.to_dict())
+    else:
+        resolved.pixel = ml_collections.ConfigDict(
+            dataclasses.asdict(experiment.model.module.config))
+    return resolved
+
+
+def run_loso(config, cache: dict, workdir, *, clip_dir: str | None = None,
+             log: Callable[[str], None] = print) -> dict:
+    """One LOSO sweep of ``config`` on ``cache``, written to ``workdir``; returns results."""
+    import pathlib
+    import time
+
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    experiment = build_experiment(config, cache, clip_dir=clip_dir,
+                                  anchor_cache_path=str(workdir / "text_anchors.npz"))
+    if experiment.text_encoder is not None and experiment.text_encoder["warning"]:
+        log(f"warning: {experiment.text_encoder['warning']}")
+    start = time.perf_counter()
+    run = run_experiment(experiment, cache["subjects"])
+    seconds = time.perf_counter() - start
+    results = summarize_run(run, cache, experiment, config)
+    results["train_seconds"] = round(seconds, 2)
+    write_workdir(workdir, run, cache, results, resolved_config(config, experiment))
+    log(f"{workdir}: UF1 {results['uf1']:.4f} UAR {results['uar']:.4f} (honest); "
+        f"{ORACLE_LABEL}: UF1 {results['oracle_epoch']['uf1']:.4f} "
+        f"UAR {results['oracle_epoch']['uar']:.4f}; {len(run.held_out_subjects)} folds in {seconds:.1f} s")
+    return results
+
+
+# ------------------------------------------------------------------ comparison
+
+# name -> (title, overrides applied to the base config). D-FACE first: the others are
+# compared with it.
+COMPARISON_VARIANTS = {
+    "dface": ("D-FACE", {}),
+    "no_edclip": ("D-FACE without EDCLIP", {"train.edclip_weight": 0.0}),
+    "mean_pooling": ("D-FACE with mean pooling", {"classifier.pooling": "mean"}),
+    "shuffled_tokens": ("D-FACE, token order shuffled per clip",
+                        {"token_order": "shuffled_per_clip"}),
+    "pixel": ("pixel baseline (apex - onset CNN)", {"model": "pixel", "train.edclip_weight": 0.0}),
+}
+
+
+def variant_config(base, overrides: dict, seed: int):
+    """A copy of ``base`` with dotted-field ``overrides`` and ``train.seed = seed``."""
+    config = base.copy_and_resolve_references()
+    for dotted, value in {**overrides, "train.seed": seed}.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for name in parents:
+            node = node[name]
+        node[leaf] = value
+    return config
+
+
+def _mean_std(values: Sequence[float]) -> dict:
+    array = np.asarray(values, np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+            "values": [float(v) for v in array]}
+
+
+def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
+                   clip_dir: str | None = None, variants: Sequence[str] | None = None,
+                   log: Callable[[str], None] = print) -> dict:
+    """D-FACE (honest and oracle epoch), the ablations and the pixel baseline on the same
+    folds, each over ``seeds``. Workdirs: ``W/<variant>`` (first seed) and
+    ``W/<variant>-seed<s>``; writes ``W/comparison.json`` and ``W/comparison.md``."""
+    import json
+    import pathlib
+
+    workdir = pathlib.Path(workdir)
+    names = list(COMPARISON_VARIANTS) if variants is None else list(variants)
+    unknown = [n for n in names if n not in COMPARISON_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown comparison variants {unknown}; known: {list(COMPARISON_VARIANTS)}")
+    if not seeds:
+        raise ValueError("run_comparison needs at least one seed")
+    rows, text_encoder = {}, None
+    for name in names:
+        title, overrides = COMPARISON_VARIANTS[name]
+        per_seed = []
+        for index, seed in enumerate(seeds):
+            run_dir = workdir / (name if index == 0 else f"{name}-seed{seed}")
+            results = run_loso(variant_config(base_config, overrides, seed), cache, run_dir,
+                               clip_dir=clip_dir, log=log)
+            per_seed.append(results)
+            text_encoder = results["text_encoder"] or text_encoder
+        row = {"title": title, "overrides": overrides, "seeds": list(seeds),
+               "uf1": _mean_std([r["uf1"] for r in per_seed]),
+               "uar": _mean_std([r["uar"] for r in per_seed]),
+               "per_dataset": {dataset: {metric: _mean_std([r["per_dataset"][dataset][metric]
+                                                            for r in per_seed])
+                                         for metric in ("uf1", "uar")}
+                               for dataset in per_seed[0]["per_dataset"]}}
+        rows[name] = row
+        if name == "dface":
+            rows["dface_oracle"] = {
+                "title": f"D-FACE, {ORACLE_LABEL}", "overrides": {}, "seeds": list(seeds),
+                "uf1": _mean_std([r["oracle_epoch"]["uf1"] for r in per_seed]),
+                "uar": _mean_std([r["oracle_epoch"]["uar"] for r in per_seed]),
+                "per_dataset": {dataset: {metric: _mean_std(
+                    [r["oracle_epoch"]["per_dataset"][dataset][metric] for r in per_seed])
+                    for metric in ("uf1", "uar")} for dataset in per_seed[0]["per_dataset"]}}
+    comparison = {"rows": rows, "seeds": list(seeds), "text_encoder": text_encoder,
+                  "protocol": per_seed[0]["protocol"], "verdicts": comparison_verdicts(rows)}
+    (workdir / "comparison.json").write_text(json.dumps(comparison, indent=2))
+    (workdir / "comparison.md").write_text(comparison_markdown(comparison))
+    return comparison
+
+
+def comparison_verdicts(rows: dict) -> dict:
+    """Per ablation/baseline, whether it loses to D-FACE (honest UF1): it loses when its
+    mean UF1 is below D-FACE's by more than the larger of the two spreads (std over seeds);
+    otherwise the table marks it as not losing."""
+    if "dface" not in rows:
+        return {}
+    reference = rows["dface"]["uf1"]
+    verdicts = {}
+    for name, row in rows.items():
+        if name in ("dface", "dface_oracle"):
+            continue
+        gap = reference["mean"] - row["uf1"]["mean"]
+        spread = max(reference["std"], row["uf1"]["std"])
+        verdicts[name] = {"uf1_gap": gap, "spread": spread, "loses": bool(gap > spread)}
+    return verdicts
+
+
+def comparison_markdown(comparison: dict) -> str:
+    """The comparison table (mean ± std over seeds) with the notes."""
+    rows, verdicts = comparison["rows"], comparison["verdicts"]
+    datasets = sorted(next(iter(rows.values()))["per_dataset"])
+    header = "| model | UF1 | UAR | " + " | ".join(f"{d} UF1 | {d} UAR" for d in datasets) + " | vs D-FACE |"
+    lines = [f"# D-FACE, ablations and pixel baseline (LOSO, seeds {comparison['seeds']})", "",
+             f"Protocol: {comparison['protocol']}. Mean ± std (sample std) over seeds.", "",
+             header, "|" + "---|" * (4 + 2 * len(datasets))]
+
+    def cell(stats):
+        return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+
+    for name, row in rows.items():
+        if name == "dface":
+            mark = "reference"
+        elif name == "dface_oracle":
+            mark = "not comparable (selects epochs on test data)"
+        else:
+            verdict = verdicts[name]
+            mark = (f"loses by {verdict['uf1_gap']:.4f} UF1" if verdict["loses"]
+                    else f"**does not lose** (gap {verdict['uf1_gap']:+.4f} ≤ spread {verdict['spread']:.4f})")
+        per_dataset = " | ".join(f"{cell(row['per_dataset'][d]['uf1'])} | {cell(row['per_dataset'][d]['uar'])}"
+                                 for d in datasets)
+        lines.append(f"| {row['title']} | {cell(row['uf1'])} | {cell(row['uar'])} | {per_dataset} | {mark} |")
+    lines += ["", "Notes:",
+              "- An ablation *loses* when its mean honest UF1 is below D-FACE's by more than the "
+              "larger of the two spreads; otherwise it is marked **does not lose**.",
+              "- Token order shuffled: each clip's 16 tokens get their own fixed random permutation "
+              "(a single permutation for all clips would only relabel the learned positions).",
+              f"- {ORACLE_LABEL}: {ORACLE_NOTE}"]
+    text = comparison.get("text_encoder")
+    if text is not None and not text["semantic"]:
+        lines.append("- EDCLIP anchors here are NOT semantic (a tiny random text encoder: no local "
+                     "CLIP directory was given), so EDCLIP only adds a random-target auxiliary "
+                     "loss; removing it is not expected to lose, and the table may show that.")
+    elif text is not None:
+        lines.append(f"- EDCLIP anchors from {text['model']} (semantic).")
+    return "\n".join(lines) + "\n"

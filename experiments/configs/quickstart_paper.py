@@ -37,5 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.pretrain.train.log_every = 100
     config.pretrain.train.checkpoint_every = 5000
 
+    config.extract = ml_collections.ConfigDict(dict(batch_size=64, difference_size=64))
+    config.loso = load_config("loso_composite.py")  # released settings, seeds 0, 1, 2
+
     config.report = ml_collections.ConfigDict(dict(top_k=4, num_faces=6))
     return config

@@ -40,5 +40,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.pretrain.train.checkpoint_every = 100
         config.pretrain.train.restart_dead_codes_every = 100
 
+    config.extract = ml_collections.ConfigDict(dict(batch_size=64, difference_size=32))
+    config.loso = load_config("loso_composite.py:tiny" if tiny else "loso_composite.py:synth")
+    config.loso.compare.seeds = (0,) if tiny else (0, 1)
+
     config.report = ml_collections.ConfigDict(dict(top_k=4, num_faces=4))
     return config

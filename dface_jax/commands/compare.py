@@ -1,0 +1,47 @@
+"""``dface-jax compare --config ... --tokens tokens.npz --workdir W --seeds 0,1,2``: D-FACE
+(honest and oracle epoch), its ablations (no EDCLIP, mean pooling, token order shuffled)
+and the pixel baseline on the same LOSO folds, each over the seeds; writes
+W/comparison.md and W/comparison.json (and one LOSO workdir per variant and seed)."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+HELP = "D-FACE, ablations and the pixel baseline on the same folds, over seeds"
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds expects comma-separated integers, got {text!r}")
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds needs at least one seed")
+    return seeds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the D-FACE LOSO config (path.py[:variant])")
+    parser.add_argument("--tokens", required=True, help="the token cache from extract-tokens")
+    parser.add_argument("--workdir", required=True, help="the comparison's directory")
+    parser.add_argument("--seeds", type=_seeds, default=None,
+                        help="comma-separated training seeds (default: config.compare.seeds)")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated subset of dface,no_edclip,mean_pooling,"
+                             "shuffled_tokens,pixel (default: all)")
+    parser.add_argument("--clip-dir", default=None, help="local text encoder for EDCLIP anchors")
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    from dface_jax.configs import load_config
+    from dface_jax.train.extract import load_token_cache
+    from dface_jax.train.mer import run_comparison
+
+    config = load_config(args.config, overrides)
+    cache = load_token_cache(args.tokens)
+    seeds = args.seeds if args.seeds is not None else tuple(config.compare.seeds)
+    variants = None if args.variants is None else [v.strip() for v in args.variants.split(",")]
+    run_comparison(config, cache, args.workdir, seeds, clip_dir=args.clip_dir, variants=variants)
+    print((pathlib.Path(args.workdir) / "comparison.md").read_text())
+    return 0

@@ -1,0 +1,41 @@
+"""``dface-jax extract-tokens --tokenizer W --data DIR --dataset composite --out tokens.npz``:
+encode every clip's (onset, apex) pair with a frozen tokenizer into the LOSO token cache
+(see dface_jax/train/extract.py for the fields)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "encode every clip's (onset, apex) pair into 16 action tokens"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokenizer", required=True, help="a pretraining (or import-torch) workdir")
+    parser.add_argument("--data", required=True, help="the data_dir `dface-jax prepare` built into")
+    parser.add_argument("--dataset", default="composite",
+                        choices=("composite", "casme2", "samm", "smic"))
+    parser.add_argument("--build-config", default=None,
+                        help="which build of the dataset (needed only if DIR holds several)")
+    parser.add_argument("--out", required=True, help="the .npz token cache to write")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--difference-size", type=int, default=32,
+                        help="side of the stored apex-minus-onset image (pixel baseline input)")
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    import time
+
+    import numpy as np
+
+    from dface_jax.train.extract import extract_dataset, save_token_cache
+
+    start = time.perf_counter()
+    cache = extract_dataset(args.tokenizer, args.dataset, args.data, batch_size=args.batch_size,
+                            difference_size=args.difference_size, build_config=args.build_config)
+    path = save_token_cache(args.out, cache)
+    used = len(np.unique(cache["action_tokens"]))
+    print(f"wrote {path}: {len(cache['labels'])} clips, {len(np.unique(cache['subjects']))} "
+          f"subjects, classes {list(cache['label_names'])}, {used} distinct codes, "
+          f"action vectors {cache['action_vectors'].shape[1:]}, "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0

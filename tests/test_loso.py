@@ -1,0 +1,174 @@
+"""LOSO: the vmapped all-folds sweep against the sequential reference, minibatch sampling,
+a learnable task, the oracle-epoch protocol, the `loso` command's workdir, the comparison."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dface_jax import metrics
+from dface_jax.models.edclip import anchor_rows
+from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
+from dface_jax.train import extract, mer
+
+LABEL_NAMES = ("negative", "positive", "surprise")
+
+
+def _tiny_classifier(input_dim, text_dim=8, pooling="softmax"):
+    config = ClassifierConfig(num_classes=3, input_dim=input_dim, dim=8, depth=1, heads=2,
+                              mlp_dim=16, dropout=0.2, text_dim=text_dim, pooling=pooling)
+    return mer.LosoModel(TokenClassifier(config), 3)
+
+
+def _random_task(num_subjects=5, clips_per_subject=4, dim=6, seed=0):
+    rng = np.random.default_rng(seed)
+    num_clips = num_subjects * clips_per_subject
+    subjects = np.asarray([f"s{i % num_subjects}" for i in range(num_clips)])
+    labels = rng.integers(0, 3, num_clips).astype(np.int32)
+    vectors = rng.normal(size=(num_clips, 16, dim)).astype(np.float32)
+    data = mer.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
+    return data, subjects
+
+
+def test_make_folds_hold_out_each_subject_once():
+    held_out, folds = mer.make_folds(["b", "a", "b", "c", "a", "b"])
+    assert held_out == ["a", "b", "c"]
+    assert folds.test_index.shape == (3, 3)  # subject b has the most clips (3)
+    np.testing.assert_array_equal(folds.test_valid.sum(1), [2, 3, 1])
+    np.testing.assert_array_equal(folds.train_mask[0], [True, False, True, True, False, True])
+    tested = np.concatenate([folds.test_index[f][folds.test_valid[f]] for f in range(3)])
+    assert sorted(tested.tolist()) == list(range(6))  # every clip is tested exactly once
+    with pytest.raises(ValueError, match="at least 2 subjects"):
+        mer.make_folds(["a", "a"])
+
+
+def test_epoch_batches_use_only_training_clips():
+    labels = jnp.asarray([0, 0, 0, 0, 0, 0, 1, 1, 2, 2], jnp.int32)
+    train_mask = jnp.asarray([1, 1, 1, 1, 1, 0, 1, 1, 1, 0], bool)
+    _, probs = mer.class_statistics(train_mask, labels, 3)
+    permuted = mer.epoch_batches(jax.random.PRNGKey(0), train_mask, probs, 2, 4, "loss")
+    # 8 training clips, 2 steps of 4: each training clip exactly once per epoch.
+    assert sorted(np.asarray(permuted).ravel().tolist()) == [0, 1, 2, 3, 4, 6, 7, 8]
+    sampled = np.asarray(mer.epoch_batches(jax.random.PRNGKey(1), train_mask, probs, 500, 16,
+                                           "sampling")).ravel()
+    assert not np.isin(sampled, [5, 9]).any()
+    class_share = np.bincount(np.asarray(labels)[sampled], minlength=3) / sampled.size
+    np.testing.assert_allclose(class_share, 1 / 3, atol=0.03)  # balanced despite 5:2:1
+
+
+def test_vmapped_sweep_equals_sequential_reference():
+    data, subjects = _random_task()
+    anchors = jnp.asarray(np.linalg.qr(np.random.default_rng(1).normal(size=(8, 3)))[0].T,
+                          jnp.float32)
+    model = _tiny_classifier(data.inputs.shape[-1])
+    config = mer.LosoTrainConfig(epochs=2, batch_size=4, seed=3)
+    vmapped = mer.train_folds(model, config, data, subjects, anchors)
+    sequential = mer.train_folds_sequential(model, config, data, subjects, anchors)
+    assert vmapped.held_out_subjects == sequential.held_out_subjects == ["s0", "s1", "s2", "s3", "s4"]
+    assert vmapped.epoch_logits.shape == (2, 20, 3) and vmapped.attention.shape == (20, 16)
+    np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=2e-5)
+    np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=2e-5)
+    np.testing.assert_allclose(vmapped.attention, sequential.attention, atol=2e-5)
+    for a, b in zip(jax.tree.leaves(vmapped.fold_params), jax.tree.leaves(sequential.fold_params)):
+        assert a.shape[0] == 5
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    # Folds really differ (own rng, own training set): not one model copied five times.
+    kernel = jax.tree.leaves(vmapped.fold_params)[0]
+    assert not np.allclose(kernel[0], kernel[1])
+
+
+def test_learnable_task_high_uf1_and_oracle_not_below_honest():
+    rng = np.random.default_rng(0)
+    num_subjects, per_subject = 6, 12
+    labels = np.tile(np.arange(3), num_subjects * per_subject // 3).astype(np.int32)
+    subjects = np.repeat([f"s{i}" for i in range(num_subjects)], per_subject)
+    codebook = rng.normal(size=(8, 6)).astype(np.float32)
+    # Tokens encode the label: three label-specific codes at random positions, noise elsewhere.
+    tokens = rng.integers(3, 8, (labels.size, 16))
+    for clip, label in enumerate(labels):
+        tokens[clip, rng.choice(16, 3, replace=False)] = label
+    vectors = codebook[tokens] + 0.1 * rng.normal(size=(labels.size, 16, 6)).astype(np.float32)
+    data = mer.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
+    model = _tiny_classifier(6)
+    config = mer.LosoTrainConfig(epochs=12, batch_size=8, learning_rate=3e-3, edclip_weight=0.0)
+    run = mer.train_folds(model, config, data, subjects)
+    honest = run.epoch_logits[-1].argmax(-1)
+    assert metrics.uf1(labels, honest) > 0.9
+    assert run.train_loss[:, -1].mean() < 0.5 * run.train_loss[:, 0].mean()
+    chosen = mer.oracle_epochs(run, labels, subjects)
+    oracle = mer.oracle_predictions(run, subjects, chosen)
+    # Per subject the oracle keeps the epoch with the most correct: never fewer than the last.
+    for fold, subject in enumerate(run.held_out_subjects):
+        members = subjects == subject
+        assert np.sum(oracle[members] == labels[members]) >= np.sum(honest[members] == labels[members])
+        correct = (run.epoch_logits[:, members].argmax(-1) == labels[members]).sum(1)
+        assert correct[chosen[fold]] == correct.max()
+    assert np.mean(oracle == labels) >= np.mean(honest == labels)
+
+
+def _random_cache(num_subjects=4, per_subject=3):
+    rng = np.random.default_rng(0)
+    num_clips = num_subjects * per_subject
+    subjects = [f"{'casme2' if i % 2 else 'samm'}/s{i % num_subjects}" for i in range(num_clips)]
+    return extract.synthetic_token_cache(rng.integers(0, 3, num_clips), subjects,
+                                         [s.split("/")[0] for s in subjects], LABEL_NAMES,
+                                         vector_dim=8, difference_size=8)
+
+
+def test_loso_command_writes_the_workdir(tmp_path):
+    from dface_jax import cli
+    from dface_jax.train.checkpoint import restore_params
+
+    cache = _random_cache()
+    extract.save_token_cache(tmp_path / "tokens.npz", cache)
+    workdir = tmp_path / "run"
+    assert cli.main(["loso", "--config", "loso_composite.py:tiny", "--tokens",
+                     str(tmp_path / "tokens.npz"), "--workdir", str(workdir),
+                     "--config.train.epochs=3"]) == 0
+    for name in ("results.json", "results.md", "confusion.png", "folds.json", "config.json",
+                 "metrics.jsonl", "predictions.npz"):
+        assert (workdir / name).is_file(), name
+    results = json.loads((workdir / "results.json").read_text())
+    for key in ("uf1", "uar", "per_dataset", "per_class_recall", "oracle_epoch", "protocol",
+                "seed", "text_encoder"):
+        assert key in results, key
+    assert set(results["per_dataset"]) == {"casme2", "samm"}
+    assert results["text_encoder"]["semantic"] is False and "honest" in results["protocol"]
+    assert results["oracle_epoch"]["label"] == "oracle epoch (as in the literature)"
+    predictions = np.load(workdir / "predictions.npz")
+    assert predictions["attention"].shape == (12, 16)
+    assert results["uf1"] == pytest.approx(metrics.uf1(predictions["labels"], predictions["predicted"], 3))
+    np.testing.assert_array_equal(predictions["predicted"], predictions["logits"].argmax(-1))
+    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 3
+    folds = json.loads((workdir / "folds.json").read_text())["held_out_subjects"]
+    params = restore_params(workdir)
+    assert {leaf.shape[0] for leaf in jax.tree.leaves(params)} == {len(folds)} == {4}
+
+
+def test_shuffle_tokens_per_clip_permutes_each_clip_differently():
+    vectors = np.broadcast_to(np.arange(16, dtype=np.float32)[None, :, None], (4, 16, 2))
+    shuffled = mer.shuffle_tokens_per_clip(vectors, seed=0)
+    orders = shuffled[:, :, 0]
+    assert all(sorted(row) == list(range(16)) for row in orders.tolist())
+    assert len({tuple(row) for row in orders.tolist()}) == 4
+    np.testing.assert_array_equal(shuffled, mer.shuffle_tokens_per_clip(vectors, seed=0))
+
+
+@pytest.mark.slow
+def test_compare_command_table(tmp_path):
+    from dface_jax import cli
+
+    extract.save_token_cache(tmp_path / "tokens.npz", _random_cache())
+    assert cli.main(["compare", "--config", "loso_composite.py:tiny", "--tokens",
+                     str(tmp_path / "tokens.npz"), "--workdir", str(tmp_path / "cmp"),
+                     "--seeds", "0,1"]) == 0
+    comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert set(comparison["rows"]) == {"dface", "dface_oracle", "no_edclip", "mean_pooling",
+                                       "shuffled_tokens", "pixel"}
+    assert len(comparison["rows"]["pixel"]["uf1"]["values"]) == 2
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "pixel baseline" in table and "NOT semantic" in table
+    assert (tmp_path / "cmp" / "dface" / "results.json").is_file()
+    assert (tmp_path / "cmp" / "pixel-seed1" / "results.json").is_file()
