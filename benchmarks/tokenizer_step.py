@@ -15,7 +15,6 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 import tempfile
 import time

@@ -25,8 +25,10 @@ paper-scale settings, which need an accelerator).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +42,7 @@ PathLike = str | pathlib.Path
 SIZES = ("small", "paper")
 STEP_DIR = "steps"
 CONFIG_FILE = "quickstart_config.json"
+LOCK_FILE = "quickstart.lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +118,42 @@ def _check_same_config(out_dir: pathlib.Path, config: ml_collections.ConfigDict)
                 "use a new --out folder, or delete the folder to start over")
         return
     save_config(config, path)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: PathLike):
+    """Holds ``out_dir/quickstart.lock`` (this process's id) while a quickstart runs there,
+    so two runs cannot write the same steps at once; a lock left by a dead process is
+    taken over."""
+    lock = pathlib.Path(out_dir) / LOCK_FILE
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            owner = lock.read_text().strip()
+            if owner.isdigit() and _process_alive(int(owner)):
+                raise RuntimeError(f"{out_dir} is in use by quickstart process {owner} "
+                                   f"({lock}); wait for it or use another --out") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+    else:
+        raise RuntimeError(f"could not take {lock}")
+    os.write(descriptor, str(os.getpid()).encode())
+    os.close(descriptor)
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -236,9 +275,10 @@ def run_quickstart(out_dir: PathLike, size: str = "small", *, overrides: Sequenc
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = quickstart_config(size, overrides) if config is None else config
-    _check_same_config(out_dir, config)
     start = time.perf_counter()
-    steps = run_steps(out_dir, build_steps(out_dir, config), log=log)
+    with folder_lock(out_dir):
+        _check_same_config(out_dir, config)
+        steps = run_steps(out_dir, build_steps(out_dir, config), log=log)
     table = results_table(out_dir / "compare")
     log(table)
     log(f"report: {out_dir / 'report' / 'index.html'}")

@@ -22,7 +22,7 @@ def _tiny_classifier(input_dim, text_dim=8, pooling="softmax"):
     return mer.LosoModel(TokenClassifier(config), 3)
 
 
-def _random_task(num_subjects=5, clips_per_subject=4, dim=6, seed=0):
+def _random_task(num_subjects=5, clips_per_subject=3, dim=6, seed=0):
     rng = np.random.default_rng(seed)
     num_clips = num_subjects * clips_per_subject
     subjects = np.asarray([f"s{i % num_subjects}" for i in range(num_clips)])
@@ -67,12 +67,21 @@ def test_vmapped_sweep_equals_sequential_reference():
     vmapped = mer.train_folds(model, config, data, subjects, anchors)
     sequential = mer.train_folds_sequential(model, config, data, subjects, anchors)
     assert vmapped.held_out_subjects == sequential.held_out_subjects == ["s0", "s1", "s2", "s3", "s4"]
-    assert vmapped.epoch_logits.shape == (2, 20, 3) and vmapped.attention.shape == (20, 16)
+    assert vmapped.epoch_logits.shape == (2, 15, 3) and vmapped.attention.shape == (15, 16)
     np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=2e-5)
     np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=2e-5)
     np.testing.assert_allclose(vmapped.attention, sequential.attention, atol=2e-5)
-    for a, b in zip(jax.tree.leaves(vmapped.fold_params), jax.tree.leaves(sequential.fold_params)):
+    steps = config.epochs * vmapped.steps_per_epoch
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(vmapped.fold_params),
+                            jax.tree.leaves(sequential.fold_params)):
         assert a.shape[0] == 5
+        if "qkv" in jax.tree_util.keystr(path) and a.ndim == 2:
+            # The key bias has a zero gradient (softmax ignores a shift shared by all keys),
+            # so Adam turns float rounding noise into steps of up to lr: compare it at that
+            # scale, and the query and value biases exactly like everything else.
+            key_bias = slice(8, 16)
+            np.testing.assert_allclose(a[:, key_bias], b[:, key_bias], atol=2 * steps * config.learning_rate)
+            a, b = np.delete(a, np.s_[8:16], axis=1), np.delete(b, np.s_[8:16], axis=1)
         np.testing.assert_allclose(a, b, atol=2e-5)
     # Folds really differ (own rng, own training set): not one model copied five times.
     kernel = jax.tree.leaves(vmapped.fold_params)[0]
@@ -85,14 +94,14 @@ def test_learnable_task_high_uf1_and_oracle_not_below_honest():
     labels = np.tile(np.arange(3), num_subjects * per_subject // 3).astype(np.int32)
     subjects = np.repeat([f"s{i}" for i in range(num_subjects)], per_subject)
     codebook = rng.normal(size=(8, 6)).astype(np.float32)
-    # Tokens encode the label: three label-specific codes at random positions, noise elsewhere.
+    # Tokens encode the label: four label-specific codes at random positions, noise elsewhere.
     tokens = rng.integers(3, 8, (labels.size, 16))
     for clip, label in enumerate(labels):
-        tokens[clip, rng.choice(16, 3, replace=False)] = label
+        tokens[clip, rng.choice(16, 4, replace=False)] = label
     vectors = codebook[tokens] + 0.1 * rng.normal(size=(labels.size, 16, 6)).astype(np.float32)
     data = mer.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
     model = _tiny_classifier(6)
-    config = mer.LosoTrainConfig(epochs=12, batch_size=8, learning_rate=3e-3, edclip_weight=0.0)
+    config = mer.LosoTrainConfig(epochs=16, batch_size=8, learning_rate=3e-3, edclip_weight=0.0)
     run = mer.train_folds(model, config, data, subjects)
     honest = run.epoch_logits[-1].argmax(-1)
     assert metrics.uf1(labels, honest) > 0.9

@@ -95,3 +95,18 @@ def test_whole_quickstart_at_tiny_scale(tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count("skipped") == 6
+
+
+def test_folder_lock_refuses_a_second_live_run_and_takes_over_a_stale_one(tmp_path):
+    with quickstart.folder_lock(tmp_path) as lock:
+        assert lock.read_text() == str(__import__("os").getpid())
+        with pytest.raises(RuntimeError, match="in use by quickstart process"):
+            with quickstart.folder_lock(tmp_path):
+                pass
+    assert not (tmp_path / quickstart.LOCK_FILE).exists()
+    # A lock whose process has exited is stale.
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True)
+    (tmp_path / quickstart.LOCK_FILE).write_text(finished.stdout.strip())
+    with quickstart.folder_lock(tmp_path):
+        pass

@@ -80,6 +80,20 @@ def test_dropout_only_in_training():
     assert not np.allclose(train_a["logits"], train_b["logits"])
 
 
+def test_key_bias_changes_nothing_and_gets_exactly_zero_gradient():
+    config = ClassifierConfig(**TINY)
+    model, variables, inputs = _init(config)
+    qkv_bias = variables["params"]["layers_0"]["self_attn"]["qkv"]["bias"]
+    shifted = jax.tree.map(lambda x: x, variables)
+    shifted["params"]["layers_0"]["self_attn"]["qkv"]["bias"] = qkv_bias.at[16:32].add(5.0)
+    np.testing.assert_allclose(model.apply(shifted, inputs)["logits"],
+                               model.apply(variables, inputs)["logits"], atol=1e-5)
+    grads = jax.grad(lambda v: model.apply(v, inputs)["logits"].sum())(variables)
+    bias_grad = np.asarray(grads["params"]["layers_0"]["self_attn"]["qkv"]["bias"])
+    assert (bias_grad[16:32] == 0).all()
+    assert np.abs(bias_grad[:16]).max() > 0 and np.abs(bias_grad[32:]).max() > 0
+
+
 def test_wrong_input_shape_is_an_error():
     config = ClassifierConfig(**TINY)
     model, variables, _ = _init(config)

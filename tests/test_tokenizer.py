@@ -218,6 +218,21 @@ def test_clean_temporal_peg_only_mixes_spatial_neighbours():
         assert far.any() == released, f"released_peg_reshape={released}: changed\n{changed}"
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_peg_equals_a_grouped_3d_convolution(causal):
+    video = jax.random.normal(jax.random.PRNGKey(0), (2, 2, 5, 4, 6))
+    peg = layers.PositionGenerator(6, causal=causal)
+    params = peg.init(jax.random.PRNGKey(1), video)
+    params = jax.tree_util.tree_map(
+        lambda p: p + jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
+    padded = jnp.pad(video, ((0, 0), (2, 0) if causal else (1, 1), (1, 1), (1, 1), (0, 0)))
+    kernel = params["params"]["kernel"][:, :, :, None, :]  # DHWIO with I = 1 per group
+    expected = jax.lax.conv_general_dilated(
+        padded, kernel, (1, 1, 1), "VALID", dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+        feature_group_count=6) + params["params"]["bias"]
+    np.testing.assert_allclose(peg.apply(params, video), expected, atol=1e-5)
+
+
 def test_sequence_video_round_trip():
     video = jax.random.normal(jax.random.PRNGKey(0), (2, 2, 3, 4, 5))
     for axis, pattern in (("space", "b t h w d -> (b t) (h w) d"),

@@ -304,5 +304,5 @@ def plot_training_curves(records: Sequence[Mapping] | PathLike, path: PathLike, 
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.0 + 0.06 / rows)
     return _save(fig, path)

@@ -7,7 +7,7 @@ The mapping (PyTorch key -> our parameter):
   ``to_heads``
 - ``{enc_spatial,enc_temporal,dec_spatial}_transformer`` -> ``spatial_encoder``,
   ``temporal_encoder``, ``decoder``; in each, ``layers.i.0.dsconv`` (grouped Conv3d
-  [dim, 1, 3, 3, 3]) -> ``block_i.peg.conv`` [3, 3, 3, 1, dim]; ``layers.i.1`` / ``.2``
+  [dim, 1, 3, 3, 3]) -> ``block_i.peg.kernel`` [3, 3, 3, dim]; ``layers.i.1`` / ``.2``
   -> ``self_attn`` / ``cross_attn`` (``null_kv`` [heads, 2n, dim_head], stored
   interleaved key, value, key, value, ... -> ``null_keys`` / ``null_values``);
   ``layers.i.3.{0,1,4}`` -> ``ff.{norm,proj_in,proj_out}``; ``norm_out``.
@@ -218,8 +218,9 @@ def _transformer(state_dict, name: str, depth: int, config: TokenizerConfig, cro
     for index in range(depth):
         layer = f"{name}.layers.{index}"
         block = {
-            "peg": {"conv": {"kernel": conv_kernel(state_dict[f"{layer}.0.dsconv.weight"]),
-                             "bias": np.asarray(state_dict[f"{layer}.0.dsconv.bias"], np.float32)}},
+            # Grouped Conv3d [dim, 1, t, h, w] -> depthwise kernel [t, h, w, dim].
+            "peg": {"kernel": conv_kernel(state_dict[f"{layer}.0.dsconv.weight"])[..., 0, :],
+                    "bias": np.asarray(state_dict[f"{layer}.0.dsconv.bias"], np.float32)},
             "self_attn": _attention(state_dict, f"{layer}.1", 0, cross=False),
             "ff": {"norm": _layer_norm(state_dict, f"{layer}.3.0"),
                    "proj_in": _dense(state_dict, f"{layer}.3.1", bias=False),

@@ -97,11 +97,34 @@ def _layer_norm(name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=TORCH_LAYER_NORM_EPS, name=name)
 
 
+class QKVProjection(nn.Module):
+    """The fused q/k/v projection x @ kernel [dim_in, 3*dim] + bias [3*dim] (PyTorch's
+    ``in_proj_weight`` transposed and ``in_proj_bias``), applied without the key bias.
+
+    The key bias adds q . b_k to every score of a query, a constant that the softmax over
+    keys ignores, so dropping it leaves every output unchanged (the release's numbers are
+    reproduced) while its gradient becomes exactly zero instead of float round-off, which
+    Adam would otherwise blow up into random updates (vmapped and sequential LOSO runs
+    would then drift apart). The parameter is kept for checkpoint compatibility.
+    """
+
+    dim: int
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        """tokens [B, L, dim_in] -> [B, L, 3*dim] (q, then k, then v)."""
+        kernel = self.param("kernel", nn.initializers.xavier_uniform(),
+                            (tokens.shape[-1], 3 * self.dim))
+        bias = self.param("bias", nn.initializers.zeros, (3 * self.dim,))
+        bias = jnp.asarray(bias).at[self.dim:2 * self.dim].set(0.0)
+        return tokens @ kernel + bias
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with PyTorch ``nn.MultiheadAttention`` semantics.
 
-    One fused q/k/v projection (``qkv``: [dim, 3*dim], PyTorch's ``in_proj`` transposed, q then
-    k then v), scaled dot products, dropout on the attention weights, output projection.
+    One fused q/k/v projection (:class:`QKVProjection`), scaled dot products, dropout on the
+    attention weights, output projection.
     """
 
     dim: int
@@ -113,7 +136,7 @@ class SelfAttention(nn.Module):
         """tokens [B, L, dim] -> [B, L, dim]."""
         batch, length, _ = tokens.shape
         head_dim = self.dim // self.heads
-        qkv = _dense(3 * self.dim, "qkv")(tokens)
+        qkv = QKVProjection(self.dim, name="qkv")(tokens)
         qkv = qkv.reshape(batch, length, 3, self.heads, head_dim)
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)

@@ -31,7 +31,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from dface_jax.train import checkpoint as checkpoint_lib

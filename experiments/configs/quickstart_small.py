@@ -33,7 +33,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.pretrain = load_config("pretrain_synthetic.py:tiny" if tiny else "pretrain_synthetic.py")
     config.pretrain.tokenizer.image_size = image_size
     if not tiny:
+        # A narrower, shallower tokenizer than pretrain_synthetic.py's, for the time budget.
+        config.pretrain.tokenizer.update(dim=64, heads=2, dim_head=32, spatial_depth=1,
+                                         temporal_depth=1, decoder_depth=1)
         config.pretrain.data.num_clips = 256
+        config.pretrain.train.batch_size = 16
         config.pretrain.train.num_steps = 300
         config.pretrain.train.warmup_steps = 30
         config.pretrain.train.log_every = 25
@@ -42,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.extract = ml_collections.ConfigDict(dict(batch_size=64, difference_size=32))
     config.loso = load_config("loso_composite.py:tiny" if tiny else "loso_composite.py:synth")
-    config.loso.compare.seeds = (0,) if tiny else (0, 1)
+    config.loso.compare.seeds = (0,)
 
     config.report = ml_collections.ConfigDict(dict(top_k=4, num_faces=4))
     return config
