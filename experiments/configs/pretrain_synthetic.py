@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 16  # global; divided over processes and devices
-    config.train.num_steps = 800
+    config.train.num_steps = 600
     # The released defaults are lr 3e-4, wd 0, clip 0.5 (pretrain_voxceleb.py keeps them);
     # this small model on a CPU budget of minutes trains faster with 1e-3.
     config.train.learning_rate = 1e-3
@@ -56,7 +56,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.log_every = 50
     config.train.checkpoint_every = 100
     config.train.keep_checkpoints = 2
-    config.train.restart_dead_codes_every = 100  # 0 = never
+    # Codes unused over the last 20 steps get a current encoder output: with longer windows
+    # a codebook that collapses after the first steps still counts its early uses as alive.
+    config.train.restart_dead_codes_every = 20  # 0 = never
 
     # eval-tokenizer: held-out SynthFACS identities.
     config.eval = ml_collections.ConfigDict()
