@@ -176,6 +176,42 @@ def test_load_tokenizer_errors_name_the_file(tmp_path, tiny_tokenizer_workdir):
         load_tokenizer(tmp_path)
 
 
+def test_load_classifier_restores_one_fold_of_a_stacked_checkpoint(tmp_path):
+    """A LOSO-shaped workdir (folds stacked on a leading axis): the fold chosen by index or
+    by held-out subject computes what the model computes with that fold's parameters."""
+    import jax
+    import ml_collections
+
+    from dface_jax.analysis import load_classifier
+    from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
+    from dface_jax.train.checkpoint import save_params
+
+    classifier = dict(num_classes=3, seq_len=16, input_dim=8, dim=16, depth=1, heads=2,
+                      mlp_dim=16, dropout=0.0, text_dim=8, pooling="softmax",
+                      pooling_temperature=1.0)
+    model = TokenClassifier(ClassifierConfig.from_dict(classifier))
+    vectors = np.random.default_rng(0).normal(size=(5, 16, 8)).astype(np.float32)
+    stacked = jax.vmap(lambda key: model.init(key, vectors[:1])["params"])(
+        jax.random.split(jax.random.PRNGKey(0), 3))
+    save_params(tmp_path, stacked, ml_collections.ConfigDict(
+        {"model": "dface", "classifier": classifier}))
+    (tmp_path / "folds.json").write_text(json.dumps({"held_out_subjects": ["a/1", "b/2", "c/3"]}))
+    (tmp_path / "results.json").write_text(json.dumps({"label_names": ["n", "p", "s"]}))
+
+    clf = load_classifier(tmp_path, fold="b/2")
+    assert clf.fold == 1 and clf.label_names == ("n", "p", "s")
+    fold_params = jax.tree.map(lambda x: x[1], stacked)
+    expected = model.apply({"params": fold_params}, vectors, train=False)
+    np.testing.assert_allclose(clf.logits(vectors), expected["logits"], atol=1e-5)
+    np.testing.assert_allclose(clf.attention(vectors), expected["attention"], atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(vectors), np.argmax(expected["logits"], -1))
+    assert load_classifier(tmp_path, fold=2).held_out_subject == "c/3"
+    with pytest.raises(KeyError, match="no fold holds out subject 'z'"):
+        load_classifier(tmp_path, fold="z")
+    with pytest.raises(ValueError, match="int tokens need the tokenizer"):
+        clf.predict(np.zeros((2, 16), np.int32))
+
+
 # A fresh interpreter: restores both checkpoints through the analysis API only, re-encodes
 # the clips, classifies each clip with the fold that held it out, and saves what it got.
 _REPRODUCE_SCRIPT = """
@@ -201,6 +237,7 @@ np.savez(out_path, tokens=tokens, predicted=predicted, logits=logits, attention=
 """
 
 
+@pytest.mark.slow  # about 80 s of CPU: a pretrain, a 4-fold LOSO and a fresh interpreter
 def test_fresh_process_reproduces_a_tiny_runs_predictions(tmp_path):
     """Tiny pretrain -> tokens -> tiny LOSO; a new process loading both checkpoints through
     the analysis API gets the run's tokens and predictions exactly."""

@@ -181,3 +181,26 @@ def test_compare_command_table(tmp_path):
     assert "pixel baseline" in table and "NOT semantic" in table
     assert (tmp_path / "cmp" / "dface" / "results.json").is_file()
     assert (tmp_path / "cmp" / "pixel-seed1" / "results.json").is_file()
+
+
+def test_pixel_baseline_shapes_and_config_errors():
+    from dface_jax.configs import load_config
+    from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
+
+    module = PixelBaselineCNN(PixelBaselineConfig(num_classes=3, features=(4, 8)))
+    differences = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 1)), jnp.float32)
+    params = module.init(jax.random.PRNGKey(0), differences, train=False)["params"]
+    logits = module.apply({"params": params}, differences, train=False)
+    assert logits.shape == (2, 3)
+    # The input is rescaled per clip: the logits do not depend on the motion's amplitude.
+    np.testing.assert_allclose(module.apply({"params": params}, 3.0 * differences, train=False),
+                               logits, atol=1e-5)
+    cache = _random_cache()
+    config = load_config("loso_composite.py:tiny", ["--config.model=pixel"])
+    with pytest.raises(ValueError, match="pixel baseline has no text head"):
+        mer.build_experiment(config, cache)
+    config.train.edclip_weight = 0.0
+    experiment = mer.build_experiment(config, cache)
+    assert experiment.data.inputs.shape == (12, 8, 8, 1) and experiment.anchors is None
+    with pytest.raises(ValueError, match="config.model='cnn'"):
+        mer.build_experiment(load_config("loso_composite.py:tiny", ["--config.model=cnn"]), cache)

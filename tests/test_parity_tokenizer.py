@@ -121,8 +121,8 @@ def test_module_prefix_and_file_formats(release, tmp_path):
 
 
 def test_unknown_format_and_missing_torch_give_clear_errors(tmp_path):
+    (tmp_path / "w.ckpt2").write_bytes(b"")
     with pytest.raises(ValueError, match=r"unknown state dict format '\.ckpt2'"):
-        (tmp_path / "w.ckpt2").write_bytes(b"")
         state_dict_lib.load_state_dict(tmp_path / "w.ckpt2")
     try:
         import torch  # noqa: F401

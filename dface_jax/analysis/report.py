@@ -24,7 +24,6 @@ import dataclasses
 import html
 import json
 import pathlib
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

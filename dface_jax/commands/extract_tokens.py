@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     path = save_token_cache(args.out, cache)
     used = len(np.unique(cache["action_tokens"]))
     print(f"wrote {path}: {len(cache['labels'])} clips, {len(np.unique(cache['subjects']))} "
-          f"subjects, classes {list(cache['label_names'])}, {used} distinct codes, "
+          f"subjects, classes {[str(n) for n in cache['label_names']]}, {used} distinct codes, "
           f"action vectors {cache['action_vectors'].shape[1:]}, "
           f"{time.perf_counter() - start:.1f} s")
     return 0

@@ -203,13 +203,20 @@ class PositionGenerator(nn.Module):
         frames, height, width = video.shape[1:4]
         time_padding = (2, 0) if self.causal else (1, 1)
         padded = jnp.pad(video, ((0, 0), time_padding, (1, 1), (1, 1), (0, 0)))
-        out = jnp.zeros(video.shape, self.dtype)
-        for dt in range(3):
-            for dh in range(3):
-                for dw in range(3):
+        # Offsets whose window lies entirely in the zero padding add nothing (e.g. the
+        # first two time offsets for a single causal frame); skipping them keeps the
+        # compiled program small.
+        useful_time = [dt for dt in range(3) if dt + frames > time_padding[0]
+                       and dt < time_padding[0] + frames]
+        useful_height = [dh for dh in range(3) if dh + height > 1 and dh < 1 + height]
+        useful_width = [dw for dw in range(3) if dw + width > 1 and dw < 1 + width]
+        out = jnp.broadcast_to(bias.astype(self.dtype), video.shape)
+        for dt in useful_time:
+            for dh in useful_height:
+                for dw in useful_width:
                     window = padded[:, dt:dt + frames, dh:dh + height, dw:dw + width]
                     out = out + window.astype(self.dtype) * kernel[dt, dh, dw].astype(self.dtype)
-        return out + bias.astype(self.dtype)
+        return out
 
 
 class TransformerBlock(nn.Module):

@@ -11,7 +11,8 @@ Shapes (paper-scale defaults from the authors' release, every one a config field
    (ReLU between) down to the ``sqrt(code_seq_len)`` grid (two convs for 16 -> 4);
    action latents = driving - source, [B, 16, quant_dim].
 4. Vector quantizer (32 codes) -> ``action_tokens`` int32 [B, 16] -> ``project_out``
-   (quant_dim -> dim) -> action vectors [B, 16, dim].
+   (quant_dim -> dim) (+ a learned position vector per token, clean default only) ->
+   action vectors [B, 16, dim].
 5. Decoder: the source frame's patch embeddings (stop-gradient) are the queries of a
    spatial Transformer that cross-attends to the action vectors; a linear head maps
    every token back to a pixel patch -> the driving frame [B, H, W, C].
@@ -19,7 +20,8 @@ Shapes (paper-scale defaults from the authors' release, every one a config field
 Token layout. The release reshapes its (B*16, 32) quantized codes to (B, 32, 16) and
 transposes, instead of (B, 16, 32): decoder context row j becomes (code_0[j],
 code_0[16+j], code_1[j], code_1[16+j], ..., code_15[16+j]), so every code is spread over
-all 16 context vectors, and code i always lands in channels 2i and 2i+1. Our default is
+all 16 context vectors, and code i always lands in channels 2i and 2i+1 (with the
+released sizes: 32-dim codes, 16 tokens). Our default is
 the clean layout (context row i is code i); ``released_token_layout=True`` reproduces the
 release. The paper's finding that tokens have *position-dependent* semantics may come
 from the released layout: there the same code at positions i and i' enters different

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -361,7 +362,7 @@ def _assemble(held_out, folds, params, test_logits, attention, train_loss, num_s
 
 
 def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subjects: Sequence[str],
-                anchors: jax.Array | None = None) -> LosoRun:
+                anchors: jax.Array | None = None, timings: dict | None = None) -> LosoRun:
     """Trains every LOSO fold at once: one jit-compiled, fold-vmapped program.
 
     Args:
@@ -369,6 +370,8 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
       config: optimisation and loss settings.
       data: all N clips. subjects: [N] subject of each clip.
       anchors: [K, D_text] EDCLIP text anchors (needed when ``config.edclip_weight > 0``).
+      timings: if a dict, receives ``compile_seconds`` and ``run_seconds`` (the program is
+        compiled ahead of time to separate them).
     Returns:
       A :class:`LosoRun`.
     """
@@ -395,19 +398,27 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
         return state.params, epoch_logits, final.get("attention"), epoch_loss
 
     sweep = jax.jit(jax.vmap(run_fold, in_axes=(0, 0, 0, None, None)))
-    params, test_logits, attention, train_loss = sweep(
-        keys, jnp.asarray(folds.train_mask), jnp.asarray(folds.test_index), data, anchors)
+    arguments = (keys, jnp.asarray(folds.train_mask), jnp.asarray(folds.test_index), data, anchors)
+    start = time.perf_counter()
+    compiled = sweep.lower(*arguments).compile()
+    compiled_at = time.perf_counter()
+    params, test_logits, attention, train_loss = jax.block_until_ready(compiled(*arguments))
+    if timings is not None:
+        timings.update(compile_seconds=compiled_at - start,
+                       run_seconds=time.perf_counter() - compiled_at)
     return _assemble(held_out, folds, params, test_logits, attention, train_loss, num_steps,
                      data.labels.shape[0])
 
 
 def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: LosoData,
                            subjects: Sequence[str], anchors: jax.Array | None = None,
-                           max_folds: int | None = None) -> LosoRun:
+                           max_folds: int | None = None, timings: dict | None = None) -> LosoRun:
     """The reference: folds one after another, Python loops over epochs and steps, each
     step one jit-compiled call. Same keys and pieces as :func:`train_folds`, no vmap, no
     scan. ``max_folds`` runs only the first folds (for timing); the others are left out
-    of the returned arrays' fold axis but still occupy zeros in ``epoch_logits``."""
+    of the returned arrays' fold axis but still occupy zeros in ``epoch_logits``.
+    ``timings``, if a dict, receives ``fold_seconds`` (wall time of each fold; the first
+    includes compilation)."""
     held_out, folds = make_folds(subjects)
     num_steps, pieces, keys = _prepare(model, config, data, folds)
     init, batches = jax.jit(pieces.init), jax.jit(pieces.batches)
@@ -415,7 +426,9 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
     stats = jax.jit(class_statistics, static_argnums=2)
     num_folds = len(held_out) if max_folds is None else min(max_folds, len(held_out))
     all_params, all_logits, all_attention, all_loss = [], [], [], []
+    fold_seconds = []
     for fold in range(num_folds):
+        fold_start = time.perf_counter()
         train_mask = jnp.asarray(folds.train_mask[fold])
         test_index = jnp.asarray(folds.test_index[fold])
         weights, sample_probs = stats(train_mask, data.labels, model.num_classes)
@@ -436,6 +449,10 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
         all_logits.append(np.stack(fold_logits))
         all_attention.append(final.get("attention"))
         all_loss.append(fold_loss)
+        jax.block_until_ready(state.params)
+        fold_seconds.append(time.perf_counter() - fold_start)
+    if timings is not None:
+        timings["fold_seconds"] = fold_seconds
     params = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *all_params)
     attention = None if all_attention[0] is None else np.stack(all_attention)
     used = FoldArrays(folds.train_mask[:num_folds], folds.test_index[:num_folds],
@@ -734,7 +751,6 @@ def run_loso(config, cache: dict, workdir, *, clip_dir: str | None = None,
              log: Callable[[str], None] = print) -> dict:
     """One LOSO sweep of ``config`` on ``cache``, written to ``workdir``; returns results."""
     import pathlib
-    import time
 
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

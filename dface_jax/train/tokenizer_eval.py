@@ -3,7 +3,9 @@
 Protocol. ``eval.num_identities`` people are drawn with ``eval.identity_seed`` (a seed the
 training clips never use, so they are new people). Each person is rendered neutral (the
 source) and with every action of :data:`EVAL_ACTIONS` at ``eval.intensity`` (the driving
-frames), clean: centred pose, neutral light, no noise. Then
+frames). ``eval.nuisance`` is ``"clean"`` (centred pose, neutral light, no noise) or
+``"talking"`` (the talking clips' nuisance model: pose jitter, light, sensor noise; each
+neutral/action pair shares one draw, so only the action differs within a pair). Then
 
 - ``recon_l1``: mean |decode(source, encode(source, driving)) - driving| (pixels in [0, 1]);
   ``unchanged_l1`` is the same error for the source itself, for scale.
@@ -48,27 +50,36 @@ EVAL_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def render_eval_set(identity_seed: int, num_identities: int, size: int,
-                    intensity: float) -> dict[str, np.ndarray]:
+NUISANCE_MODES = ("clean", "talking")
+
+
+def render_eval_set(identity_seed: int, num_identities: int, size: int, intensity: float,
+                    nuisance: str = "clean") -> dict[str, np.ndarray]:
     """Neutral and action renders of held-out people.
 
-    Returns ``neutral`` float32 [I, H, W, 1], ``actions`` float32 [I, C, H, W, 1] (C =
-    len(EVAL_ACTIONS)), ``action_names`` [C].
+    Returns ``neutral`` and ``actions`` float32 [I, C, H, W, 1] (C = len(EVAL_ACTIONS);
+    ``neutral[i, c]`` is person i at rest under the same pose/light/noise draw as
+    ``actions[i, c]``), and ``action_names`` [C].
     """
     from data_pipelines.synthetic import face_model, render
 
+    if nuisance not in NUISANCE_MODES:
+        raise ValueError(f"eval.nuisance must be one of {NUISANCE_MODES}, got {nuisance!r}")
     identities = face_model.sample_identities(identity_seed, num_identities)
     num_actions = len(EVAL_ACTIONS)
     intensities = np.stack([
         face_model.intensity_vector({au: intensity for au in aus})
         for aus in EVAL_ACTIONS.values()])                          # [C, A]
-    neutral = render.render_faces(identities, np.zeros((num_identities, face_model.NUM_AUS),
-                                                       np.float32), size=size)
     rows = np.repeat(np.arange(num_identities), num_actions)
-    actions = render.render_faces(identities.take(rows), np.tile(intensities, (num_identities, 1)),
-                                  size=size)
-    return {"neutral": neutral,
-            "actions": actions.reshape(num_identities, num_actions, *actions.shape[1:]),
+    people = identities.take(rows)
+    # One seed and one row count for both calls: row r gets the same nuisance draw in each.
+    options = dict(size=size, seed=identity_seed,
+                   nuisance=render.Nuisance() if nuisance == "talking" else None)
+    neutral = render.render_faces(people, np.zeros((len(rows), face_model.NUM_AUS), np.float32),
+                                  **options)
+    actions = render.render_faces(people, np.tile(intensities, (num_identities, 1)), **options)
+    shape = (num_identities, num_actions, *actions.shape[1:])
+    return {"neutral": neutral.reshape(shape), "actions": actions.reshape(shape),
             "action_names": np.asarray(list(EVAL_ACTIONS))}
 
 
@@ -147,14 +158,15 @@ def evaluate_tokenizer(params: Any, tokenizer_config: Any,
     encode = jax.jit(functools.partial(encode_actions, params, tokenizer_config))
     decode = jax.jit(functools.partial(decode_actions, params, tokenizer_config))
     data = render_eval_set(eval_config.identity_seed, eval_config.num_identities,
-                           tokenizer_config.image_size, eval_config.intensity)
+                           tokenizer_config.image_size, eval_config.intensity,
+                           eval_config.get("nuisance", "clean"))
     neutral, actions = data["neutral"], data["actions"]
     if tokenizer_config.channels == 3:  # SynthFACS is gray: give an RGB model gray RGB
         neutral, actions = np.repeat(neutral, 3, axis=-1), np.repeat(actions, 3, axis=-1)
     num_identities, num_actions = actions.shape[:2]
     batch_size = eval_config.batch_size
 
-    sources = np.repeat(neutral, num_actions, axis=0)               # [I*C, H, W, 1]
+    sources = neutral.reshape(-1, *neutral.shape[2:])               # [I*C, H, W, C]
     drivings = actions.reshape(-1, *actions.shape[2:])
     tokens = _batched(encode, sources, drivings, batch_size=batch_size)
     recon = _batched(decode, sources, tokens, batch_size=batch_size)
@@ -165,7 +177,7 @@ def evaluate_tokenizer(params: Any, tokenizer_config: Any,
     target_rows = [(a + k) % num_identities for k in offsets for a in range(num_identities)]
     source_rows = [a for _ in offsets for a in range(num_identities)]
     transfer_tokens = tokens_by_identity[source_rows].reshape(-1, tokens.shape[-1])
-    transfer_sources = np.repeat(neutral[target_rows], num_actions, axis=0)
+    transfer_sources = neutral[target_rows].reshape(-1, *neutral.shape[2:])
     transfer_truth = actions[target_rows].reshape(-1, *actions.shape[2:])
     transferred = _batched(decode, transfer_sources, transfer_tokens, batch_size=batch_size)
     transfer_residual = transferred - transfer_truth
@@ -192,6 +204,7 @@ def evaluate_tokenizer(params: Any, tokenizer_config: Any,
         "num_identities": int(num_identities),
         "actions": list(EVAL_ACTIONS),
         "intensity": float(eval_config.intensity),
+        "nuisance": eval_config.get("nuisance", "clean"),
     }
 
 

@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 16  # global; divided over processes and devices
-    config.train.num_steps = 600
+    config.train.num_steps = 1500
     # The released defaults are lr 3e-4, wd 0, clip 0.5 (pretrain_voxceleb.py keeps them);
     # this small model on a CPU budget of minutes trains faster with 1e-3.
     config.train.learning_rate = 1e-3
