@@ -211,11 +211,27 @@ def _extract(config: ml_collections.ConfigDict, tokenizer_workdir: pathlib.Path,
 
 def _compare(config: ml_collections.ConfigDict, tokens_path: pathlib.Path,
              compare_dir: pathlib.Path) -> dict:
-    from dface_jax.train.extract import load_token_cache
-    from dface_jax.train.mer import run_comparison
+    from tqdm import tqdm
 
-    comparison = run_comparison(config.loso, load_token_cache(tokens_path), compare_dir,
-                                tuple(config.loso.compare.seeds))
+    from dface_jax.train.extract import load_token_cache
+    from dface_jax.train.mer import COMPARISON_VARIANTS, run_comparison
+
+    seeds = tuple(config.loso.compare.seeds)
+    # One LOSO sweep per variant and seed; each is a single compiled program, so the bar
+    # counts sweeps. run_loso logs one line per finished sweep, starting with its workdir.
+    bar = tqdm(total=len(COMPARISON_VARIANTS) * len(seeds), desc="LOSO sweeps",
+               dynamic_ncols=True)
+
+    def log(message: str) -> None:
+        bar.write(message)
+        if message.startswith(str(compare_dir)):
+            bar.update(1)
+
+    try:
+        comparison = run_comparison(config.loso, load_token_cache(tokens_path), compare_dir,
+                                    seeds, log=log)
+    finally:
+        bar.close()
     return {name: {"uf1": row["uf1"]["mean"], "uar": row["uar"]["mean"]}
             for name, row in comparison["rows"].items()}
 

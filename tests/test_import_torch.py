@@ -134,6 +134,25 @@ def _write_npz(path: pathlib.Path, arrays: dict) -> pathlib.Path:
     return path
 
 
+def test_safetensors_with_dataparallel_prefix_imports_the_same_params(tmp_path, release,
+                                                                       tokenizer_workdir):
+    """The route for users without PyTorch: the state dict saved as .safetensors elsewhere,
+    keys still carrying DataParallel's ``module.``."""
+    import jax
+    from safetensors.numpy import save_file
+
+    from dface_jax.train.checkpoint import restore_params
+
+    path = tmp_path / "vae.safetensors"
+    save_file({"module." + key[len("tokenizer/"):]: np.ascontiguousarray(value)
+               for key, value in release.items() if key.startswith("tokenizer/")}, str(path))
+    out = export.import_checkpoint(path, "tokenizer", tmp_path / "from_safetensors")
+    from_npz, from_safetensors = restore_params(tokenizer_workdir), restore_params(out)
+    assert jax.tree.structure(from_npz) == jax.tree.structure(from_safetensors)
+    for a, b in zip(jax.tree.leaves(from_npz), jax.tree.leaves(from_safetensors)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_renamed_key_is_refused_naming_it(tmp_path, release, capsys):
     state_dict = {key[len("tokenizer/"):]: value for key, value in release.items()
                   if key.startswith("tokenizer/")}

@@ -181,6 +181,14 @@ def test_compare_command_table(tmp_path):
     assert "pixel baseline" in table and "NOT semantic" in table
     assert (tmp_path / "cmp" / "dface" / "results.json").is_file()
     assert (tmp_path / "cmp" / "pixel-seed1" / "results.json").is_file()
+    # A rerun reuses finished runs (same config): same numbers, no retraining.
+    before = (tmp_path / "cmp" / "pixel" / "predictions.npz").stat().st_mtime
+    assert cli.main(["compare", "--config", "loso_composite.py:tiny", "--tokens",
+                     str(tmp_path / "tokens.npz"), "--workdir", str(tmp_path / "cmp"),
+                     "--seeds", "0,1", "--variants", "pixel"]) == 0
+    assert (tmp_path / "cmp" / "pixel" / "predictions.npz").stat().st_mtime == before
+    rerun = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert rerun["rows"]["pixel"]["uf1"] == comparison["rows"]["pixel"]["uf1"]
 
 
 def test_pixel_baseline_shapes_and_config_errors():

@@ -124,7 +124,7 @@ def test_eval_tokenizer_writes_the_report(tiny_run, tmp_path):
     _, workdir, _ = tiny_run
     out = tmp_path / "report.json"
     args = type("Args", (), dict(workdir=str(workdir), out=str(out), step=None,
-                                 num_identities=None))()
+                                 num_identities=None, nuisance=None))()
     assert eval_tokenizer.run(args, []) == 0
     report = json.loads(out.read_text())
     assert report["step"] == NUM_STEPS
@@ -194,3 +194,27 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
                    capture_output=True)
     jax.tree.map(np.testing.assert_array_equal, checkpoint_lib.restore_params(killed),
                  checkpoint_lib.restore_params(tmp_path / "whole"))
+
+
+def test_eval_pairs_differ_only_by_the_action():
+    from dface_jax.train.tokenizer_eval import EVAL_ACTIONS, render_eval_set
+    still = render_eval_set(7, 2, 32, intensity=0.0, nuisance="talking")
+    np.testing.assert_array_equal(still["neutral"], still["actions"])
+    moving = render_eval_set(7, 2, 32, intensity=1.0, nuisance="talking")
+    assert moving["actions"].shape == (2, len(EVAL_ACTIONS), 32, 32, 1)
+    changed = np.abs(moving["actions"] - moving["neutral"]).max(axis=(2, 3, 4))
+    assert np.all(changed > 0.05), changed
+    with pytest.raises(ValueError, match="eval.nuisance"):
+        render_eval_set(7, 2, 32, intensity=1.0, nuisance="foggy")
+
+
+def test_probe_reads_tokens_that_carry_the_action_and_not_random_ones():
+    from dface_jax.train.tokenizer_eval import probe_accuracy
+    rng = np.random.default_rng(0)
+    num_identities, num_actions = 8, 5
+    # Position 3 carries the action (with a per-identity twist elsewhere): linearly decodable.
+    tokens = rng.integers(0, 32, (num_identities, num_actions, 16))
+    tokens[:, :, 3] = np.arange(num_actions)[None, :] + 10
+    assert probe_accuracy(tokens, 32, num_train_identities=5) == 1.0
+    random_tokens = rng.integers(0, 32, (num_identities, num_actions, 16))
+    assert probe_accuracy(random_tokens, 32, num_train_identities=5) < 0.6

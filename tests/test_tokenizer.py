@@ -287,3 +287,16 @@ def test_wrong_frame_shape_names_the_expected_shape(tiny_params):
     with pytest.raises(ValueError, match=r"source frames must be \[B, 32, 32, 1\]"):
         jax.eval_shape(lambda p: tok.encode_actions(p, TINY, jnp.zeros((2, 32, 32, 3)),
                                                     jnp.zeros((2, 32, 32, 3))), tiny_params)
+
+
+def test_reconstruction_losses_mse_and_l1():
+    recon = jnp.array([[0.0, 1.0], [2.0, 3.0]])
+    target = jnp.zeros((2, 2))
+    np.testing.assert_allclose(tok.reconstruction_loss(recon, target, "mse"), 14.0 / 4)
+    np.testing.assert_allclose(tok.reconstruction_loss(recon, target, "l1"), 6.0 / 4)
+    vq_losses = {"vq": jnp.float32(0.5), "codebook": jnp.float32(0.4),
+                 "commitment": jnp.float32(0.1)}
+    losses = tok.tokenizer_losses(recon, target, vq_losses, "l1")
+    np.testing.assert_allclose(losses["total"], 1.5 + 0.5)
+    with pytest.raises(ValueError, match="recon_loss must be one of"):
+        tok.TokenizerConfig(recon_loss="huber")

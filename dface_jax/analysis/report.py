@@ -79,7 +79,8 @@ def find_run(workdir: PathLike) -> RunPaths:
     if _is_pretrain(root):
         return RunPaths(root, pretrain=root)
     if _is_loso(root):
-        return RunPaths(root, loso=root, tokens=_tokens_of_loso(root))
+        return RunPaths(root, loso=root, tokens=_tokens_of_loso(root),
+                        pretrain=_tokenizer_of_loso(root))
     paths = RunPaths(root)
     if _is_pretrain(root / "pretrain"):
         paths.pretrain = root / "pretrain"
@@ -94,6 +95,16 @@ def find_run(workdir: PathLike) -> RunPaths:
             paths.comparison = candidate
             break
     return paths
+
+
+def _tokenizer_of_loso(loso: pathlib.Path) -> pathlib.Path | None:
+    """The tokenizer workdir recorded in the LOSO run's results, if it is still there."""
+    results = loso / "results.json"
+    if results.exists():
+        recorded = json.loads(results.read_text()).get("tokenizer_workdir")
+        if recorded and _is_pretrain(pathlib.Path(recorded)):
+            return pathlib.Path(recorded)
+    return None
 
 
 def _tokens_of_loso(loso: pathlib.Path) -> pathlib.Path | None:
@@ -213,13 +224,9 @@ def build_report(out_dir: PathLike, *, pretrain: PathLike | None = None,
     report = _Report(out_dir)
     pretrain = None if pretrain is None else pathlib.Path(pretrain)
     loso = None if loso is None else pathlib.Path(loso)
-    tokenizer = None
-    if pretrain is not None:
-        from dface_jax.analysis.load import load_tokenizer
-
-        tokenizer = load_tokenizer(pretrain)
+    tokenizer, tokenizer_problem = _usable_tokenizer(pretrain)
     _curves(report, "pretrain_curves", pretrain, "Tokenizer pretraining")
-    _tokenizer_pictures(report, tokenizer, tokens)
+    _tokenizer_pictures(report, tokenizer, tokens, tokenizer_problem)
     predictions = _loso_pictures(report, loso)
     _transfer_picture(report, tokenizer, tokens, predictions, top_k, num_faces)
     _curves(report, "loso_curves", loso, "LOSO training")
@@ -242,13 +249,38 @@ def _curves(report: _Report, name: str, workdir: pathlib.Path | None, what: str)
                                                 title=f"{what} curves"))
 
 
-def _tokenizer_pictures(report: _Report, tokenizer, tokens: PathLike | None) -> None:
+def _usable_tokenizer(pretrain: pathlib.Path | None) -> tuple[Any, str]:
+    """The tokenizer of ``pretrain`` and "", or None and why it cannot be used.
+
+    A checkpoint whose parameter tree no longer matches the model code (written by an
+    older version of the tokenizer) is reported as missing pictures, not as a crash of the
+    whole report: the LOSO pictures do not need it.
+    """
+    if pretrain is None:
+        return None, "no tokenizer checkpoint (pretraining workdir)"
+    from flax import errors as flax_errors
+
+    from dface_jax.analysis.load import load_tokenizer
+
+    tokenizer = load_tokenizer(pretrain)
+    size, channels = _image_shape(tokenizer)
+    probe = np.zeros((1, size, size, channels), np.float32)
+    try:
+        tokenizer.encode(probe, probe)
+    except (flax_errors.ScopeParamNotFoundError, flax_errors.ScopeParamShapeError) as err:
+        return None, (f"the checkpoint in {pretrain} does not match the current tokenizer "
+                      f"code ({type(err).__name__}: {str(err).splitlines()[0]})")
+    return tokenizer, ""
+
+
+def _tokenizer_pictures(report: _Report, tokenizer, tokens: PathLike | None,
+                        tokenizer_problem: str) -> None:
     action_tokens = None
     if tokens is not None:
         with np.load(tokens, allow_pickle=False) as data:
             action_tokens = data["action_tokens"]
     if tokenizer is None:
-        report.skip("reconstructions", "no tokenizer checkpoint (pretraining workdir)")
+        report.skip("reconstructions", tokenizer_problem)
     else:
         size, channels = _image_shape(tokenizer)
         source, driving = _synthetic_pairs(size, channels, 8)
@@ -300,7 +332,8 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
                       predictions: dict | None, top_k: int, num_faces: int) -> None:
     if tokenizer is None or tokens is None or predictions is None or \
             predictions.get("attention", np.zeros((0, 0))).shape[-1] == 0:
-        report.skip("transfer_grid", "needs a tokenizer, the token cache and LOSO attention")
+        report.skip("transfer_grid", "needs a usable tokenizer, the token cache and LOSO "
+                                     "attention")
         return
     with np.load(tokens, allow_pickle=False) as data:
         action_tokens, clip_ids = data["action_tokens"], data["clip_ids"]
@@ -359,6 +392,10 @@ def write_index(out_dir: PathLike, pictures: dict[str, pathlib.Path],
         parts.append("<h2>D-FACE LOSO scores</h2>" + _scores_table(results))
         extra = {k: v for k, v in results.items()
                  if k in ("protocol", "text_encoder", "seed", "apex_rule", "note")}
+        if isinstance(extra.get("text_encoder"), dict):
+            encoder = extra["text_encoder"]
+            extra["text_encoder"] = (f"{encoder.get('model')} (semantic: "
+                                     f"{encoder.get('semantic')})")
         if extra:
             parts.append("<p>" + "; ".join(f"{html.escape(k)}: {html.escape(str(v))}"
                                            for k, v in extra.items()) + "</p>")

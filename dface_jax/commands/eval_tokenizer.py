@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     parser.add_argument("--num-identities", type=int, default=None,
                         help="held-out people (default: the run config's eval.num_identities)")
+    parser.add_argument("--nuisance", choices=("clean", "talking"), default=None,
+                        help="render the held-out faces clean or with the talking clips' "
+                             "nuisance (default: the run config's eval.nuisance)")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -24,6 +27,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     eval_overrides = {}
     if args.num_identities is not None:
         eval_overrides["num_identities"] = args.num_identities
+    if args.nuisance is not None:
+        eval_overrides["nuisance"] = args.nuisance
     report = evaluate_workdir(args.workdir, step=args.step, overrides=eval_overrides)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 HELP = "pretrain the C-VQ-VAE action tokenizer"
 
@@ -38,8 +39,12 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if jax.process_index() == 0:
         save_config(config, workdir / "config.json")
     shard_dir = pretrain.ensure_clip_shards(config, workdir)
-    state = pretrain.train(config, workdir, shard_dir=shard_dir,
-                           progress=not args.no_progress)
+    try:
+        state = pretrain.train(config, workdir, shard_dir=shard_dir,
+                               progress=not args.no_progress)
+    except pretrain.NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if jax.process_index() == 0:
         print(f"pretrained to step {int(state['step'])}; checkpoints in {workdir / 'checkpoints'}, "
               f"metrics in {workdir / 'metrics.jsonl'}")

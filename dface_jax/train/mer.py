@@ -802,52 +802,79 @@ def _mean_std(values: Sequence[float]) -> dict:
             "values": [float(v) for v in array]}
 
 
+def _finished_run(run_dir, config) -> dict | None:
+    """results.json of ``run_dir`` if it finished with exactly ``config``, else None."""
+    import json
+
+    results_path, source_path = run_dir / "results.json", run_dir / "source_config.json"
+    if results_path.is_file() and source_path.is_file() and \
+            source_path.read_text() == config.to_json_best_effort(sort_keys=True):
+        return json.loads(results_path.read_text())
+    return None
+
+
+def _comparison_row(title: str, overrides: dict, per_seed: list[dict], block=None) -> dict:
+    """Mean/std over seeds of the honest scores (or of ``block``, e.g. "oracle_epoch")."""
+    scores = [r if block is None else r[block] for r in per_seed]
+    return {"title": title, "overrides": overrides, "seeds": [r["seed"] for r in per_seed],
+            "uf1": _mean_std([s["uf1"] for s in scores]),
+            "uar": _mean_std([s["uar"] for s in scores]),
+            "per_dataset": {dataset: {metric: _mean_std([s["per_dataset"][dataset][metric]
+                                                         for s in scores])
+                                      for metric in ("uf1", "uar")}
+                            for dataset in scores[0]["per_dataset"]}}
+
+
 def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
                    clip_dir: str | None = None, variants: Sequence[str] | None = None,
                    log: Callable[[str], None] = print) -> dict:
     """D-FACE (honest and oracle epoch), the ablations and the pixel baseline on the same
     folds, each over ``seeds``. Workdirs: ``W/<variant>`` (first seed) and
-    ``W/<variant>-seed<s>``; writes ``W/comparison.json`` and ``W/comparison.md``."""
+    ``W/<variant>-seed<s>``. Runs go seed by seed (every model at seed 0, then at seed 1,
+    ...) and ``W/comparison.json`` / ``W/comparison.md`` are rewritten after every seed, so
+    an interrupted comparison still has a table over the seeds it finished; a rerun skips
+    runs whose workdir already holds results of the same config."""
     import json
     import pathlib
 
     workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     names = list(COMPARISON_VARIANTS) if variants is None else list(variants)
     unknown = [n for n in names if n not in COMPARISON_VARIANTS]
     if unknown:
         raise ValueError(f"unknown comparison variants {unknown}; known: {list(COMPARISON_VARIANTS)}")
     if not seeds:
         raise ValueError("run_comparison needs at least one seed")
-    rows, text_encoder = {}, None
-    for name in names:
-        title, overrides = COMPARISON_VARIANTS[name]
-        per_seed = []
-        for index, seed in enumerate(seeds):
+    per_variant: dict[str, list[dict]] = {name: [] for name in names}
+    comparison = {}
+    for index, seed in enumerate(seeds):
+        for name in names:
+            title, overrides = COMPARISON_VARIANTS[name]
+            config = variant_config(base_config, overrides, seed)
             run_dir = workdir / (name if index == 0 else f"{name}-seed{seed}")
-            results = run_loso(variant_config(base_config, overrides, seed), cache, run_dir,
-                               clip_dir=clip_dir, log=log)
-            per_seed.append(results)
-            text_encoder = results["text_encoder"] or text_encoder
-        row = {"title": title, "overrides": overrides, "seeds": list(seeds),
-               "uf1": _mean_std([r["uf1"] for r in per_seed]),
-               "uar": _mean_std([r["uar"] for r in per_seed]),
-               "per_dataset": {dataset: {metric: _mean_std([r["per_dataset"][dataset][metric]
-                                                            for r in per_seed])
-                                         for metric in ("uf1", "uar")}
-                               for dataset in per_seed[0]["per_dataset"]}}
-        rows[name] = row
-        if name == "dface":
-            rows["dface_oracle"] = {
-                "title": f"D-FACE, {ORACLE_LABEL}", "overrides": {}, "seeds": list(seeds),
-                "uf1": _mean_std([r["oracle_epoch"]["uf1"] for r in per_seed]),
-                "uar": _mean_std([r["oracle_epoch"]["uar"] for r in per_seed]),
-                "per_dataset": {dataset: {metric: _mean_std(
-                    [r["oracle_epoch"]["per_dataset"][dataset][metric] for r in per_seed])
-                    for metric in ("uf1", "uar")} for dataset in per_seed[0]["per_dataset"]}}
-    comparison = {"rows": rows, "seeds": list(seeds), "text_encoder": text_encoder,
-                  "protocol": per_seed[0]["protocol"], "verdicts": comparison_verdicts(rows)}
-    (workdir / "comparison.json").write_text(json.dumps(comparison, indent=2))
-    (workdir / "comparison.md").write_text(comparison_markdown(comparison))
+            results = _finished_run(run_dir, config)
+            if results is None:
+                results = run_loso(config, cache, run_dir, clip_dir=clip_dir, log=log)
+                (run_dir / "source_config.json").write_text(config.to_json_best_effort(sort_keys=True))
+            else:
+                log(f"{run_dir}: already finished, reusing its results.json")
+            per_variant[name].append(results)
+        rows = {}
+        for name in names:
+            title, overrides = COMPARISON_VARIANTS[name]
+            rows[name] = _comparison_row(title, overrides, per_variant[name])
+            if name == "dface":
+                rows["dface_oracle"] = _comparison_row(f"D-FACE, {ORACLE_LABEL}", {},
+                                                       per_variant[name], "oracle_epoch")
+        first = per_variant[names[0]][0]
+        text_encoder = next((r[0]["text_encoder"] for r in per_variant.values()
+                             if r[0]["text_encoder"] is not None), None)
+        comparison = {"rows": rows, "seeds": list(seeds[:index + 1]), "text_encoder": text_encoder,
+                      "protocol": first["protocol"], "verdicts": comparison_verdicts(rows),
+                      "train_seconds": {name: [r["train_seconds"] for r in per_variant[name]]
+                                        for name in names}}
+        (workdir / "comparison.json").write_text(json.dumps(comparison, indent=2))
+        (workdir / "comparison.md").write_text(comparison_markdown(comparison))
     return comparison
 
 

@@ -66,6 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.num_identities = 24
     config.eval.probe_train_identities = 16
     config.eval.intensity = 1.0
+    config.eval.nuisance = "talking"  # "clean" or "talking" (the training clips' nuisance)
     config.eval.batch_size = 64
 
     if arg == "tiny":

@@ -59,6 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.num_identities = 24
     config.eval.probe_train_identities = 16
     config.eval.intensity = 1.0
+    config.eval.nuisance = "clean"
     config.eval.batch_size = 32
 
     if arg == "gpu1":
