@@ -218,14 +218,23 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
     i``), so memory stays small whatever the number of clips.
     """
     from data_pipelines.clip_shards import write_clip_shards
-    from data_pipelines.synthetic import talking_clips
+    from data_pipelines.synthetic import Nuisance, talking_clips
+
+    # Frame-to-frame head jitter scaled by data.pose_jitter (1 = SynthFACS's default). Within
+    # a pair, jitter moves every pixel and outweighs a facial action in the pixel loss, so
+    # the tokens would spend themselves on head pose.
+    default = Nuisance()
+    jitter = data_config.get("pose_jitter", 1.0)
+    nuisance = dataclasses.replace(default, translation_std=default.translation_std * jitter,
+                                   rotation_std=default.rotation_std * jitter,
+                                   scale_std=default.scale_std * jitter)
 
     def clips():
         for chunk, first in enumerate(range(0, data_config.num_clips, chunk_size)):
             count = min(chunk_size, data_config.num_clips - first)
             rendered = talking_clips(seed=data_config.synth_seed * 100003 + chunk,
                                      num_clips=count, num_frames=data_config.num_frames,
-                                     size=image_size)
+                                     size=image_size, nuisance=nuisance)
             yield from rendered["frames"]
 
     write_clip_shards(clips(), out_dir, clips_per_shard=data_config.clips_per_shard)

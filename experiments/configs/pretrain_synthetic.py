@@ -22,6 +22,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_frames = 16
     config.data.clips_per_shard = 128
     config.data.synth_seed = 1
+    # Frame-to-frame head jitter of the rendered clips (1 = SynthFACS's default nuisance).
+    config.data.pose_jitter = 0.0
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
     config.data.min_gap = 2
