@@ -912,6 +912,8 @@ def comparison_markdown(comparison: dict) -> str:
             mark = "reference"
         elif name == "dface_oracle":
             mark = "not comparable (selects epochs on test data)"
+        elif name not in verdicts:
+            mark = "n/a (D-FACE not in this comparison)"
         else:
             verdict = verdicts[name]
             mark = (f"loses by {verdict['uf1_gap']:.4f} UF1" if verdict["loses"]

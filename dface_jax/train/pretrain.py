@@ -384,6 +384,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
             if step % train_config.log_every == 0 or wants_save:
                 metrics = jax.device_get(metrics)
                 _check_finite(step, metrics, checkpointer)  # before any save of this step
+                # Wall time since the last log (the first interval includes compilation).
                 elapsed = time.perf_counter() - interval_start
                 record = writer.write(step, {
                     **metrics, "learning_rate": float(schedule(step - 1)),
