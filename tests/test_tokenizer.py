@@ -131,13 +131,16 @@ def test_straight_through_training_reaches_encoder_and_codebook(tiny_training, t
             subtree = subtree[key]
         norm = sum(float(jnp.abs(g).sum()) for g in jax.tree_util.tree_leaves(subtree))
         assert norm > 0, f"no gradient reaches {path}"
-    # The decoder's queries are the stop-gradient source embeddings.
-    model = tok.ActionTokenizer(TINY)
-    decode_sum = lambda s: model.apply(
-        {"params": tiny_params}, s, jnp.ones((4, 16, TINY.dim)),
-        method=tok.ActionTokenizer.decode_from_action_vectors).sum()
-    source_grads = jax.jit(jax.grad(decode_sum))(tiny_training["source"])
-    assert float(jnp.abs(source_grads).max()) == 0
+    # The decoder's queries are the stop-gradient source embeddings: the only path from
+    # the source to the output is the residual skip (gradient exactly 1 per pixel), and a
+    # frame-predicting (released) decoder has none.
+    for predict_residual, expected in ((True, 1.0), (False, 0.0)):
+        model = tok.ActionTokenizer(dataclasses.replace(TINY, predict_residual=predict_residual))
+        decode_sum = lambda s, model=model: model.apply(
+            {"params": tiny_params}, s, jnp.ones((4, 16, TINY.dim)),
+            method=tok.ActionTokenizer.decode_from_action_vectors).sum()
+        source_grads = jax.jit(jax.grad(decode_sum))(tiny_training["source"])
+        np.testing.assert_array_equal(source_grads, np.full(source_grads.shape, expected))
 
 
 def test_pure_functions_agree_with_the_forward_pass(tiny_training, tiny_params):
@@ -300,3 +303,47 @@ def test_reconstruction_losses_mse_and_l1():
     np.testing.assert_allclose(losses["total"], 1.5 + 0.5)
     with pytest.raises(ValueError, match="recon_loss must be one of"):
         tok.TokenizerConfig(recon_loss="huber")
+
+
+def test_residual_decoder_adds_its_patches_to_the_source(tiny_params):
+    """predict_residual: decode = source + what the frame-predicting decoder outputs."""
+    source = _frames(TINY, 3)
+    vectors = jax.random.normal(jax.random.PRNGKey(4), (2, 16, TINY.dim))
+    decode = lambda config: tok.ActionTokenizer(config).apply(
+        {"params": tiny_params}, source, vectors,
+        method=tok.ActionTokenizer.decode_from_action_vectors)
+    residual_config = dataclasses.replace(TINY, predict_residual=True)
+    residual = decode(residual_config)
+    frame = decode(TINY)
+    np.testing.assert_allclose(residual, source + frame, atol=1e-6)
+    # A freshly initialised residual head starts near "no change": its output is close
+    # to the source, much closer than a frame head's output is to anything.
+    fresh = tok.init_tokenizer(residual_config, jax.random.PRNGKey(0))["params"]
+    fresh_change = tok.ActionTokenizer(residual_config).apply(
+        {"params": fresh}, source, vectors,
+        method=tok.ActionTokenizer.decode_from_action_vectors) - source
+    assert float(jnp.abs(fresh_change).mean()) < 0.1 * float(jnp.abs(frame).mean())
+
+
+def test_change_weighted_loss_counts_the_moved_pixels_more():
+    source = jnp.zeros((1, 2, 2, 1))
+    driving = jnp.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])  # one pixel moved by 1
+    recon = jnp.full((1, 2, 2, 1), 0.5)  # error 0.5 on every pixel
+    weights = tok.change_weights(source, driving, 3.0)
+    np.testing.assert_allclose(weights[0, :, :, 0], [[4.0, 1.0], [1.0, 1.0]])
+    # Weighted mean of |e| = (4 * 0.5 + 3 * 0.5) / 7, of e^2 likewise; weight 0 = plain mean.
+    vq_losses = {"vq": jnp.float32(0.0), "codebook": jnp.float32(0.0),
+                 "commitment": jnp.float32(0.0)}
+    weighted = tok.tokenizer_losses(recon, driving, vq_losses, "mse", source=source,
+                                    change_weight=3.0)
+    np.testing.assert_allclose(weighted["recon"], 0.25, rtol=1e-6)
+    unequal = jnp.array([[[[0.0], [0.5]], [[0.5], [0.5]]]])  # exact on the moved pixel
+    np.testing.assert_allclose(
+        tok.tokenizer_losses(unequal, driving, vq_losses, "l1", source=source,
+                             change_weight=3.0)["recon"], 1.5 / 7, rtol=1e-6)
+    np.testing.assert_allclose(
+        tok.tokenizer_losses(unequal, driving, vq_losses, "l1")["recon"], 1.5 / 4, rtol=1e-6)
+    with pytest.raises(ValueError, match="needs the source"):
+        tok.tokenizer_losses(recon, driving, vq_losses, "mse", change_weight=3.0)
+    with pytest.raises(ValueError, match="recon_change_weight must be >= 0"):
+        tok.TokenizerConfig(recon_change_weight=-1.0)
