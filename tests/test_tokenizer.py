@@ -337,7 +337,7 @@ def test_change_weighted_loss_counts_the_moved_pixels_more():
     weighted = tok.tokenizer_losses(recon, driving, vq_losses, "mse", source=source,
                                     change_weight=3.0)
     np.testing.assert_allclose(weighted["recon"], 0.25, rtol=1e-6)
-    unequal = jnp.array([[[[0.0], [0.5]], [[0.5], [0.5]]]])  # exact on the moved pixel
+    unequal = jnp.array([[[[1.0], [0.5]], [[0.5], [0.5]]]])  # exact on the moved pixel
     np.testing.assert_allclose(
         tok.tokenizer_losses(unequal, driving, vq_losses, "l1", source=source,
                              change_weight=3.0)["recon"], 1.5 / 7, rtol=1e-6)
