@@ -61,6 +61,21 @@ def test_imported_tokenizer_reproduces_the_release(tokenizer_workdir, release):
     np.testing.assert_allclose(recon_given, _nhwc(release["recon_given"]), atol=1e-4, rtol=0)
 
 
+
+def test_gray_frames_feed_the_rgb_tokenizer_as_repeated_channels(tokenizer_workdir, release):
+    tokenizer = load_tokenizer(tokenizer_workdir)
+    video = release["video"]
+    gray_source = _nhwc(video[:, :, 0]).mean(axis=-1, keepdims=True)
+    gray_driving = _nhwc(video[:, :, 1]).mean(axis=-1, keepdims=True)
+    rgb_source, rgb_driving = (np.repeat(f, 3, axis=-1) for f in (gray_source, gray_driving))
+    np.testing.assert_array_equal(tokenizer.encode(gray_source, gray_driving),
+                                  tokenizer.encode(rgb_source, rgb_driving))
+    tokens = release["given_indices"]
+    np.testing.assert_array_equal(tokenizer.decode(gray_source, tokens),
+                                  tokenizer.decode(rgb_source, tokens))
+    with pytest.raises(ValueError, match="2 channels"):
+        tokenizer.encode(gray_source.repeat(2, axis=-1), gray_driving.repeat(2, axis=-1))
+
 def test_imported_classifier_reproduces_the_release(classifier_workdir, tokenizer_workdir, release):
     classifier = load_classifier(classifier_workdir)
     assert classifier.label_names == ("negative", "positive", "surprise")
@@ -218,9 +233,6 @@ def test_workdir_layout(tokenizer_workdir, classifier_workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="extract.py rejects gray frames for an RGB tokenizer; it should repeat "
-                          "the channel (proposed to the lead); remove this mark once it does")
 def test_extract_tokens_command_reads_the_imported_tokenizer_on_gray_data(tokenizer_workdir,
                                                                           tmp_path):
     """The whole path a user takes: a gray MER dataset built by `prepare`, tokens by

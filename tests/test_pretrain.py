@@ -132,6 +132,10 @@ def test_eval_tokenizer_writes_the_report(tiny_run, tmp_path):
     assert 1.0 <= report["perplexity"] <= report["codes_in_use"] + 1e-6
     assert 0.0 <= report["action_probe_accuracy"] <= 1.0
     assert 0.0 < report["recon_l1"] < 1.0 and report["transfer_error_ratio"] > 0
+    # The action moves a few percent of the pixels, by far more than their mean change.
+    assert 0.0 < report["changed_pixel_fraction"] < 0.5
+    assert report["changed_unchanged_l1"] > 0.02 > report["unchanged_l1"]
+    assert 0.0 <= report["still_pair_l1"] < 1.0 and 0.0 < report["changed_recon_l1"] < 1.0
 
 
 class _TinyAutoencoder(nn.Module):

@@ -347,3 +347,20 @@ def test_change_weighted_loss_counts_the_moved_pixels_more():
         tok.tokenizer_losses(recon, driving, vq_losses, "mse", change_weight=3.0)
     with pytest.raises(ValueError, match="recon_change_weight must be >= 0"):
         tok.TokenizerConfig(recon_change_weight=-1.0)
+
+
+def test_still_pair_reference_gives_a_still_face_zero_action(tiny_params):
+    """With still_pair_reference the latent of (source, source) is exactly zero (one code
+    for every position), and a moving pair's latent is its plain latent minus the still
+    pair's, each computed by the plain encoder."""
+    config = dataclasses.replace(TINY, still_pair_reference=True)
+    source, driving = _frames(TINY, 5), _frames(TINY, 6)
+    latents = lambda cfg, s, d: tok.ActionTokenizer(cfg).apply(
+        {"params": tiny_params}, s, d, method=tok.ActionTokenizer.action_latents)
+    still = latents(config, source, source)
+    np.testing.assert_array_equal(still, np.zeros_like(still))
+    still_tokens = tok.encode_actions(tiny_params, config, source, source)
+    assert np.unique(np.asarray(still_tokens)).size == 1
+    expected = latents(TINY, source, driving) - latents(TINY, source, source)
+    assert float(jnp.abs(expected).max()) > 1e-3  # the plain encoder's still latent is not 0
+    np.testing.assert_allclose(latents(config, source, driving), expected, atol=1e-5)

@@ -31,6 +31,7 @@ import numpy as np
 
 from dface_jax.configs import read_config
 from dface_jax.train.checkpoint import restore_params
+from dface_jax.train.extract import match_channels
 
 PathLike = str | pathlib.Path
 
@@ -102,15 +103,20 @@ class Tokenizer:
         self._decode = jax.jit(lambda p, s, t: tokenizer_lib.decode_actions(p, config, s, t))
         self._embed = jax.jit(lambda p, t: tokenizer_lib.embed_actions(p, config, t))
 
+    def _frames(self, name: str, frames: Any) -> np.ndarray:
+        # Gray frames feed an RGB tokenizer (the released one) by repeating the channel, as
+        # token extraction does (train.extract.match_channels).
+        return np.asarray(match_channels(_as_frames(name, frames), self.config.channels))
+
     def encode(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
         """(onset, apex) frames ``[B, H, W, C]`` -> action tokens int32 ``[B, 16]``."""
-        onset, apex = _as_frames("onset", onset), _as_frames("apex", apex)
+        onset, apex = self._frames("onset", onset), self._frames("apex", apex)
         return _batched(lambda s, d: self._encode(self.params, s, d), self.batch_size,
                         onset, apex).astype(np.int32)
 
     def decode(self, source: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Source frames ``[B, H, W, C]`` + tokens ``[B, 16]`` -> driving frames ``[B, H, W, C]``."""
-        source, tokens = _as_frames("source", source), _as_tokens(tokens)
+        source, tokens = self._frames("source", source), _as_tokens(tokens)
         return _batched(lambda s, t: self._decode(self.params, s, t), self.batch_size,
                         source, tokens)
 

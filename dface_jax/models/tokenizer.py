@@ -28,6 +28,13 @@ change, so the identity comes through the source unchanged and the tokens and th
 only have to say what moved (zero change = copy the source). It is off by default (the
 release) and on in our pretraining configs.
 
+Still-pair reference. The encoder is not symmetric in its two frames (the temporal PEG
+is causal), so a pair that did not move still gets a non-zero, face-dependent action
+latent, and the tokens carry some identity. ``still_pair_reference=True`` subtracts the
+latent of the still pair (source, source) from that of (source, driving): a face that
+did not move has exactly zero action, and what the face looks like cancels to first
+order. It costs a second encoder pass (batched with the first). Off in the release.
+
 Change-weighted loss. A facial action moves about 1 % of the pixels, so a plain pixel
 loss is dominated by the unchanged face. ``recon_change_weight`` = w > 0 weighs each
 pixel's error by ``1 + w * |driving - source|`` (normalised so the weights average 1 over
@@ -107,6 +114,7 @@ class TokenizerConfig:
     # the default so that the released flags alone still describe the released model;
     # experiments/configs/pretrain_synthetic.py turns it on.
     predict_residual: bool = False
+    still_pair_reference: bool = False  # action latent minus the (source, source) latent
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -277,6 +285,15 @@ class ActionTokenizer(nn.Module):
         """Encoder: [B, H, W, C] pair -> pre-quantization action latents [B, 16, quant_dim]."""
         self._check_frames("source", source)
         self._check_frames("driving", driving)
+        if not self.config.still_pair_reference:
+            return self._pair_latents(source, driving)
+        batch = source.shape[0]
+        latents = self._pair_latents(jnp.concatenate([source, source]),
+                                     jnp.concatenate([driving, source]))
+        return latents[:batch] - latents[batch:]
+
+    def _pair_latents(self, source: jax.Array, driving: jax.Array) -> jax.Array:
+        """driving - source frame latents [B, 16, quant_dim] of one encoder pass."""
         dtype = self.config.compute_dtype
         tokens = jnp.stack([self.patch_embedding(source.astype(dtype)),
                             self.patch_embedding(driving.astype(dtype))], axis=1)

@@ -25,6 +25,18 @@ PER_CLIP_FIELDS = ("action_tokens", "action_vectors", "labels", "subjects", "dat
                    "clip_ids", "frame_difference")
 
 
+def match_channels(frames: jax.Array, channels: int) -> jax.Array:
+    """Gray frames ``[..., 1]`` for an RGB tokenizer (the released one) repeat their channel
+    into R, G and B, as the release's data loader does (``PIL convert('RGB')``); frames that
+    already have ``channels`` pass through."""
+    if frames.shape[-1] == channels:
+        return frames
+    if frames.shape[-1] != 1:
+        raise ValueError(f"frames have {frames.shape[-1]} channels; the tokenizer takes {channels} "
+                         "(or gray frames, which are repeated)")
+    return jnp.repeat(frames, channels, axis=-1)
+
+
 def make_batch_encoder(params: Any, tok_config: Any, difference_size: int) -> Callable:
     """A jit-compiled ``(onset [B,H,W,C], apex [B,H,W,C]) -> (action_tokens int32 [B,16],
     action_vectors [B,16,D], frame_difference [B,s,s,C])`` with ``params`` closed over."""
@@ -32,9 +44,11 @@ def make_batch_encoder(params: Any, tok_config: Any, difference_size: int) -> Ca
 
     @jax.jit
     def encode(params, onset, apex):
+        # The pixel baseline reads the data's own channels: the difference is taken first.
+        difference = apex - onset
+        onset, apex = match_channels(onset, tok_config.channels), match_channels(apex, tok_config.channels)
         action_tokens = encode_actions(params, tok_config, onset, apex)
         action_vectors = embed_actions(params, tok_config, action_tokens)
-        difference = apex - onset
         shape = (difference.shape[0], difference_size, difference_size, difference.shape[-1])
         # Antialiased linear resize: the difference is smoothed, not aliased, when shrunk.
         frame_difference = jax.image.resize(difference, shape, method="linear")
@@ -210,7 +224,8 @@ def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_di
     source = load_mer_source(dataset, data_dir, config=build_config)
     frame_size = tuple(np.asarray(source[0]["onset"]).shape)
     expected = (tok_config.image_size, tok_config.image_size, tok_config.channels)
-    if frame_size != expected:
+    # Gray data feeds an RGB tokenizer by repeating the channel (match_channels).
+    if frame_size[:2] != expected[:2] or frame_size[2] not in (1, expected[2]):
         raise ValueError(f"{source}: frames are {frame_size}, the tokenizer in {tokenizer_workdir} "
                          f"expects {expected}; prepare the dataset at that size")
     apex_rule = source.summary.get("apex_rule") or source.build_dir.parent.name

@@ -9,6 +9,11 @@ neutral/action pair shares one draw, so only the action differs within a pair). 
 
 - ``recon_l1``: mean |decode(source, encode(source, driving)) - driving| (pixels in [0, 1]);
   ``unchanged_l1`` is the same error for the source itself, for scale.
+- ``changed_recon_l1`` / ``changed_unchanged_l1``: the same two errors over only the
+  pixels the action moved (|driving - source| > :data:`CHANGED_PIXEL_THRESHOLD`): whether
+  the tokens carry the action, undiluted by the ~96 % of the face that stays put.
+- ``still_pair_l1``: mean |decode(source, encode(source, source)) - source|, what the
+  tokenizer does to a face that did not move (0 = it leaves it alone).
 - ``codes_in_use`` / ``perplexity``: over every token of every (person, action) pair.
 - ``action_probe_accuracy``: a linear softmax probe from the tokens' one-hot encoding
   ``[16 * K]`` to the action class, fit on the first ``eval.probe_train_identities`` people
@@ -51,6 +56,9 @@ EVAL_ACTIONS: dict[str, tuple[str, ...]] = {
 
 
 NUISANCE_MODES = ("clean", "talking")
+# A pixel counts as moved by the action above this change (gray levels in [0, 1]); the
+# talking nuisance is shared within a pair, so only the action moves pixels.
+CHANGED_PIXEL_THRESHOLD = 0.02
 
 
 def render_eval_set(identity_seed: int, num_identities: int, size: int, intensity: float,
@@ -171,6 +179,11 @@ def evaluate_tokenizer(params: Any, tokenizer_config: Any,
     tokens = _batched(encode, sources, drivings, batch_size=batch_size)
     recon = _batched(decode, sources, tokens, batch_size=batch_size)
     tokens_by_identity = tokens.reshape(num_identities, num_actions, -1)
+    changed = np.abs(drivings - sources) > CHANGED_PIXEL_THRESHOLD
+    # One still pair per person (the neutral renders of a person differ only in nuisance).
+    still_sources = neutral[:, 0]
+    still_tokens = _batched(encode, still_sources, still_sources, batch_size=batch_size)
+    still = _batched(decode, still_sources, still_tokens, batch_size=batch_size)
 
     # Transfer: person A's tokens on person B = A + offset (mod I), for every action.
     offsets = [k for k in (1, 2, 3) if k < num_identities]
@@ -191,6 +204,10 @@ def evaluate_tokenizer(params: Any, tokenizer_config: Any,
     return {
         "recon_l1": float(np.mean(np.abs(recon - drivings))),
         "unchanged_l1": float(np.mean(np.abs(sources - drivings))),
+        "changed_recon_l1": float(np.mean(np.abs(recon - drivings)[changed])),
+        "changed_unchanged_l1": float(np.mean(np.abs(sources - drivings)[changed])),
+        "changed_pixel_fraction": float(np.mean(changed)),
+        "still_pair_l1": float(np.mean(np.abs(still - still_sources))),
         "codes_in_use": codes_in_use,
         "perplexity": perplexity,
         "action_probe_accuracy": probe_accuracy(

@@ -41,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         code_seq_len=16, ff_mult=4.0, num_null_kv=2, released_token_layout=False,
         released_temporal_peg=False, quantizer="straight_through", codebook_update="loss",
         commitment_beta=0.25, ema_decay=0.99, recon_loss="mse", recon_change_weight=0.0,
-        predict_residual=True,
+        predict_residual=True, still_pair_reference=False,
         dtype="float32"))  # "bfloat16" on TPU/GPU; params stay float32
 
     config.train = ml_collections.ConfigDict()
