@@ -128,7 +128,7 @@ def test_imported_tokenizer_feeds_token_extraction(tokenizer_workdir, release, t
 def test_paper_scale_state_dict_infers_the_documented_config():
     """The key/shape layout of vae.736000.pt (the release builds it with dim 512, image 256,
     patch 16, depths 6 + 6, heads 8, dim_head 64, code_seq_len 16) infers the config that
-    docs/released_checkpoint.md gives. Zero-stride arrays: only shapes are read, no memory."""
+    the README section "Use the released pretrained tokenizer" gives. Zero-stride arrays: only shapes are read, no memory."""
     from dface_jax.convert.tokenizer import released_tokenizer_shapes, tokenizer_config_from_state_dict
     from dface_jax.models.tokenizer import TokenizerConfig
 
