@@ -212,3 +212,40 @@ def test_pixel_baseline_shapes_and_config_errors():
     assert experiment.data.inputs.shape == (12, 8, 8, 1) and experiment.anchors is None
     with pytest.raises(ValueError, match="config.model='cnn'"):
         mer.build_experiment(load_config("loso_composite.py:tiny", ["--config.model=cnn"]), cache)
+
+
+def test_pixel_conv_and_pool_equal_flax_conv_and_max_pool():
+    import flax.linen as nn
+
+    from dface_jax.models.pixel_baseline import Conv3x3, max_pool_2x2
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 6, 3)), jnp.float32)
+    shift_matmul, reference = Conv3x3(5), nn.Conv(5, (3, 3), padding="SAME")
+    params = shift_matmul.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, reference.init(jax.random.PRNGKey(1), x))
+    params = jax.tree.map(lambda p: p + 0.1, params)  # non-zero bias too
+    np.testing.assert_allclose(shift_matmul.apply(params, x), reference.apply(params, x), atol=1e-5)
+    grad_ours = jax.grad(lambda p: jnp.sum(shift_matmul.apply(p, x) ** 2))(params)
+    grad_flax = jax.grad(lambda p: jnp.sum(reference.apply(p, x) ** 2))(params)
+    for a, b in zip(jax.tree.leaves(grad_ours), jax.tree.leaves(grad_flax)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
+    assert max_pool_2x2(x).shape == (2, 3, 3, 3)
+
+
+def test_pixel_baseline_vmapped_sweep_equals_sequential_reference():
+    from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
+
+    rng = np.random.default_rng(2)
+    subjects = np.asarray([f"s{i % 3}" for i in range(9)])
+    data = mer.LosoData(jnp.asarray(rng.normal(size=(9, 8, 8, 1)), jnp.float32),
+                        jnp.asarray(rng.integers(0, 3, 9), jnp.int32),
+                        jnp.asarray(anchor_rows(LABEL_NAMES)))
+    model = mer.LosoModel(PixelBaselineCNN(PixelBaselineConfig(num_classes=3, features=(4, 8))), 3)
+    config = mer.LosoTrainConfig(epochs=2, batch_size=4, edclip_weight=0.0, learning_rate=1e-3)
+    vmapped = mer.train_folds(model, config, data, subjects)
+    sequential = mer.train_folds_sequential(model, config, data, subjects)
+    np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=2e-5)
+    np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=2e-5)
+    assert vmapped.attention is None and vmapped.epoch_logits.shape == (2, 9, 3)
