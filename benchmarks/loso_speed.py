@@ -2,6 +2,7 @@
 
     python benchmarks/loso_speed.py [--tokens tokens.npz] [--config loso_composite.py:synth]
                                     [--epochs 2] [--sequential-folds 3] [--full-sweep]
+                                    [--model dface|pixel]
 
 Without ``--tokens`` the cache is synthetic: the labels, subjects and datasets of
 ``me_clips(preset="composite")`` (442 clips, 68 subjects) with random tokens, so the work
@@ -12,6 +13,12 @@ one includes its compilation) and is extrapolated to all folds with the mean tim
 later folds. Reported: the steady-state speed-up (run time only, both sides) and the
 end-to-end speed-up (compilation included, both sides). ``--full-sweep`` also times one
 68-fold vmapped sweep with the config's own number of epochs. Prints a JSON line last.
+
+Also reported, to say whether a side is compute-bound: the FLOPs of one training step of
+one fold (XLA's cost analysis of the compiled single-fold step: forward, backward, AdamW),
+the GFLOP/s each side reaches, and a probe of what this machine's XLA:CPU reaches right
+now on a batched GEMM of the sweep's shape class ([68, 256, 32] x [68, 32, 96]); under
+load (other processes on the 2 cores) all three figures fall together, the ratios hold.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import json
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import time
 
 import numpy as np
 
@@ -36,6 +45,42 @@ def composite_cache(seed: int = 0) -> dict:
                                  [c.dataset for c in clips], names, seed=seed)
 
 
+def step_flops(experiment, anchors) -> float:
+    """FLOPs of one training step of one fold (XLA cost analysis of the compiled step)."""
+    import jax
+    import jax.numpy as jnp
+
+    from dface_jax.train import mer
+
+    folds = mer.make_folds(np.arange(experiment.data.labels.shape[0]) % 2)[1]
+    num_steps = mer.steps_per_epoch(folds, experiment.train_config.batch_size)
+    pieces = mer.fold_functions(experiment.model, experiment.train_config,
+                                experiment.data.inputs[:1], num_steps)
+    key = mer.fold_keys(0, 1)[0]
+    batch = jnp.arange(experiment.train_config.batch_size, dtype=jnp.int32)
+    weights = jnp.ones((experiment.model.num_classes,), jnp.float32)
+    compiled = jax.jit(pieces.train_step).lower(pieces.init(key), batch, key, weights,
+                                                experiment.data, anchors).compile()
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis["flops"])
+
+
+def gemm_gflops(repeats: int = 30) -> float:
+    """GFLOP/s of a jitted batched GEMM [68, 256, 32] x [68, 32, 96] on this machine now."""
+    import jax
+    import jax.numpy as jnp
+
+    left, right = jnp.ones((68, 256, 32)), jnp.ones((68, 32, 96))
+    product = jax.jit(lambda a, b: jnp.einsum("fnd,fde->fne", a, b))
+    jax.block_until_ready(product(left, right))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = product(left, right)
+    jax.block_until_ready(result)
+    return 2 * 68 * 256 * 32 * 96 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", default=None)
@@ -43,6 +88,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs for the speed-up comparison")
     parser.add_argument("--sequential-folds", type=int, default=3)
     parser.add_argument("--full-sweep", action="store_true")
+    parser.add_argument("--model", choices=("dface", "pixel"), default="dface",
+                        help="pixel: the apex-minus-onset CNN baseline (EDCLIP off)")
     args = parser.parse_args()
     if args.sequential_folds < 2:
         parser.error("--sequential-folds must be >= 2 (the first fold includes compilation)")
@@ -55,10 +102,12 @@ def main() -> None:
 
     cache = load_token_cache(args.tokens) if args.tokens else composite_cache()
     config = load_config(args.config)
+    if args.model == "pixel":
+        config.model, config.train.edclip_weight = "pixel", 0.0
     full_epochs = config.train.epochs
     config.train.epochs = args.epochs
     experiment = mer.build_experiment(config, cache)
-    anchors = jnp.asarray(experiment.anchors)
+    anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
     subjects = cache["subjects"]
     num_folds = len(set(subjects.tolist()))
 
@@ -82,6 +131,12 @@ def main() -> None:
               "sequential_first_fold_seconds": round(first, 2),
               "speedup_steady_state": round(sequential_run / vmapped_run, 2),
               "speedup_end_to_end": round(sequential_total / vmapped_total, 2)}
+    flops = step_flops(experiment, anchors)
+    fold_steps = args.epochs * run.steps_per_epoch
+    report.update(model=args.model, mflops_per_fold_step=round(flops / 1e6, 1),
+                  vmapped_gflops_per_second=round(flops * fold_steps * num_folds / vmapped_run / 1e9, 1),
+                  sequential_gflops_per_second=round(flops * fold_steps / per_fold / 1e9, 1),
+                  gemm_probe_gflops_per_second=round(gemm_gflops(), 1))
     print(f"{num_folds} folds, {len(subjects)} clips, {args.epochs} epochs x "
           f"{run.steps_per_epoch} steps, config {args.config}")
     print(f"vmapped sweep: compile {vmapped_timings['compile_seconds']:.1f} s, run {vmapped_run:.1f} s")
@@ -89,9 +144,14 @@ def main() -> None:
           f"fold -> {sequential_run:.1f} s run for {num_folds} folds (extrapolated)")
     print(f"speed-up, steady state: {report['speedup_steady_state']:.1f}x; end to end: "
           f"{report['speedup_end_to_end']:.1f}x")
+    print(f"one fold-step: {report['mflops_per_fold_step']} MFLOP; achieved "
+          f"{report['vmapped_gflops_per_second']} GFLOP/s vmapped, "
+          f"{report['sequential_gflops_per_second']} GFLOP/s sequential; batched-GEMM probe "
+          f"{report['gemm_probe_gflops_per_second']} GFLOP/s")
     if args.full_sweep:
         config.train.epochs = full_epochs
         experiment = mer.build_experiment(config, cache)
+        anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
         full_timings = {}
         mer.train_folds(experiment.model, experiment.train_config, experiment.data, subjects,
                         anchors, timings=full_timings)

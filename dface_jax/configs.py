@@ -9,9 +9,11 @@ it replaces (so a typo in a field name or a wrong type is an error, not a silent
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import pathlib
+from typing import Any
 
 import ml_collections
 
@@ -107,3 +109,14 @@ def read_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
             return tuple(tuples(v) for v in obj)
         return obj
     return ml_collections.ConfigDict(tuples(json.loads(pathlib.Path(path).read_text())))
+
+
+def dataclass_from_dict(cls, values) -> Any:
+    """Builds the frozen dataclass ``cls`` from a (config sub-)dict; unknown keys are an error
+    naming them, so a misspelt config field never silently falls back to a default."""
+    fields = {field.name for field in dataclasses.fields(cls)}
+    values = dict(values)
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise KeyError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(fields)}")
+    return cls(**values)

@@ -195,6 +195,8 @@ def test_pixel_baseline_shapes_and_config_errors():
     from dface_jax.configs import load_config
     from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
 
+    with pytest.raises(ValueError, match="stem_stride=3"):
+        PixelBaselineConfig(stem_stride=3)
     module = PixelBaselineCNN(PixelBaselineConfig(num_classes=3, features=(4, 8)))
     differences = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 1)), jnp.float32)
     params = module.init(jax.random.PRNGKey(0), differences, train=False)["params"]
@@ -230,10 +232,16 @@ def test_pixel_conv_and_pool_equal_flax_conv_and_max_pool():
     grad_flax = jax.grad(lambda p: jnp.sum(reference.apply(p, x) ** 2))(params)
     for a, b in zip(jax.tree.leaves(grad_ours), jax.tree.leaves(grad_flax)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    strided = Conv3x3(5, stride=2)
+    np.testing.assert_allclose(
+        strided.apply(params, x),
+        nn.Conv(5, (3, 3), strides=2, padding=((1, 1), (1, 1))).apply(params, x), atol=1e-5)
+    assert strided.apply(params, x).shape == (2, 4, 3, 5)
     np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
     assert max_pool_2x2(x).shape == (2, 3, 3, 3)
 
 
+@pytest.mark.slow  # ~17 s, mostly compilation; the shift-and-matmul conv is checked above
 def test_pixel_baseline_vmapped_sweep_equals_sequential_reference():
     from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
 

@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dface_jax.configs import dataclass_from_dict
 from dface_jax.models.sparse import entmax15, sparsemax
 
 POOLINGS = ("softmax", "sparsemax", "entmax15", "mean")
@@ -77,11 +78,7 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ClassifierConfig":
         """Builds the config from a (config sub-)dict; unknown keys are an error naming them."""
-        fields = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise KeyError(f"ClassifierConfig has no field(s) {unknown}; fields are {sorted(fields)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

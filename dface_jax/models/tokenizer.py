@@ -76,6 +76,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dface_jax.configs import dataclass_from_dict
 from dface_jax.models import layers
 from dface_jax.models import vq
 
@@ -139,11 +140,7 @@ class TokenizerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TokenizerConfig":
         """Builds a config from a (config sub-)dict; unknown keys are an error."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise KeyError(f"unknown TokenizerConfig fields {unknown}; known: {sorted(fields)}")
-        return cls(**dict(values))
+        return dataclass_from_dict(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
