@@ -27,6 +27,19 @@ with the best *test* result (the released D-FACE script: most correct, ties brok
 subject's UAR + UF1; we break remaining ties by the earliest epoch). That number is
 reported beside the honest one and labelled as such; it is not a valid estimate.
 
+Speed on CPU (measured with ``benchmarks/loso_speed.py``, 2 shared cores): one training
+step of one fold of the ``synth`` Transformer (dim 32, 2 layers, batch 16 x 16 tokens) is
+~39 MFLOP by XLA's cost analysis (forward, backward, AdamW), not ~1 MFLOP, so the
+sequential per-step loop is already compute-bound (~2-3 ms per step, the same GFLOP/s as
+the vmapped program) and vmapping over folds cannot remove per-call overhead that is not
+there: the two run at ~1.1x of each other, and a batched GEMM of the sweep's shapes reaches
+only ~3x their GFLOP/s on this machine, which bounds any speed-up from a better layout.
+The vmapped sweep's value here is one compiled program for all folds (no Python loop, one
+device transfer), not raw speed. Things that were tried and do not help: ``rbg`` /
+``unsafe_rbg`` dropout keys (slower under vmap, ~1.7x, and not equal to the unbatched
+draws), ``jax_threefry_partitionable`` (no change), host-side batch indices (the per-fold
+argsort over N clips is microseconds).
+
 Random keys: ``fold_key = fold_in(PRNGKey(seed), f)``; from it the init key, the
 per-epoch sampling key ``fold_in(sample_key, epoch)`` and the per-step dropout key
 ``fold_in(dropout_key, global_step)``. Both the vmapped and the sequential paths derive
