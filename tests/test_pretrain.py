@@ -74,38 +74,6 @@ def test_generated_shards_match_the_config(shard_dir):
     assert metadata["min_frames"] == config.data.num_frames
 
 
-def test_data_nuisance_fields_reach_the_clip_generator(tmp_path, monkeypatch):
-    """data.pose_jitter and data.sensor_noise set the Nuisance that talking_clips renders with,
-    and the written frames carry that noise (a noise-free render differs only by it)."""
-    import data_pipelines.synthetic as synthetic
-    from data_pipelines.clip_shards import clip_source, decode_clip, read_metadata
-    real_talking_clips = synthetic.talking_clips
-    used = []
-
-    def recording_talking_clips(*args, nuisance, **kwargs):
-        used.append(nuisance)
-        return real_talking_clips(*args, nuisance=nuisance, **kwargs)
-
-    monkeypatch.setattr(synthetic, "talking_clips", recording_talking_clips)
-    frames = {}
-    for noise in (0.0, 0.05):
-        data = tiny_config(f"--config.data.sensor_noise={noise}", "--config.data.pose_jitter=0.5",
-                           "--config.data.num_clips=2", "--config.data.clips_per_shard=2").data
-        out_dir = pretrain.generate_synthetic_clips(data, 32, tmp_path / f"noise{noise}")
-        assert read_metadata(out_dir)["num_clips"] == 2
-        source = clip_source(out_dir)
-        frames[noise] = np.stack([decode_clip(source[i]) for i in range(2)]).astype(np.float32) / 255
-    default = synthetic.Nuisance()
-    assert [n.noise_std for n in used] == [0.0, 0.05]
-    assert all(n.translation_std == 0.5 * default.translation_std for n in used)
-    assert all(n.rotation_std == 0.5 * default.rotation_std for n in used)
-    # same seed, same faces, pose and light: the renders differ by the sensor noise alone
-    noise_only = frames[0.05] - frames[0.0]
-    assert 0.03 < noise_only.std() < 0.06, noise_only.std()
-    with pytest.raises(ValueError, match="data.sensor_noise"):
-        pretrain.talking_nuisance(tiny_config("--config.data.sensor_noise=-0.1").data, default)
-
-
 def test_training_lowers_the_loss(tiny_run):
     _, workdir, state = tiny_run
     records = read_metrics(workdir)

@@ -210,26 +210,6 @@ def build_data_iterator(config: ml_collections.ConfigDict, shard_dir: str | path
     return iter(dataset)
 
 
-def talking_nuisance(data_config: ml_collections.ConfigDict, default: Any) -> Any:
-    """The ``Nuisance`` of the training clips: ``default`` with its per-frame jitter scaled by
-    ``data.pose_jitter`` and its sensor noise std set to ``data.sensor_noise``.
-
-    Missing fields keep SynthFACS's defaults (pose_jitter 1, sensor_noise ``default.noise_std``).
-    """
-    # Within a pair, jitter moves every pixel and outweighs a facial action in the pixel
-    # loss, so the tokens would spend themselves on head pose. The two frames of a pair also
-    # get independent sensor noise (at noise_std 0.01 an MSE of 2e-4 per pixel, a fifth of a
-    # typical action's) that a decoder can learn to remove instead of moving the action.
-    jitter = data_config.get("pose_jitter", 1.0)
-    noise_std = data_config.get("sensor_noise", default.noise_std)
-    if jitter < 0 or noise_std < 0:
-        raise ValueError(f"data.pose_jitter and data.sensor_noise must be >= 0, got "
-                         f"{jitter} and {noise_std}")
-    return dataclasses.replace(default, translation_std=default.translation_std * jitter,
-                               rotation_std=default.rotation_std * jitter,
-                               scale_std=default.scale_std * jitter, noise_std=noise_std)
-
-
 def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size: int,
                              out_dir: str | pathlib.Path, *, chunk_size: int = 64) -> pathlib.Path:
     """Renders ``data.num_clips`` SynthFACS talking clips into clip shards at ``out_dir``.
@@ -240,7 +220,14 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
     from data_pipelines.clip_shards import write_clip_shards
     from data_pipelines.synthetic import Nuisance, talking_clips
 
-    nuisance = talking_nuisance(data_config, Nuisance())
+    # Frame-to-frame head jitter scaled by data.pose_jitter (1 = SynthFACS's default). Within
+    # a pair, jitter moves every pixel and outweighs a facial action in the pixel loss, so
+    # the tokens would spend themselves on head pose.
+    default = Nuisance()
+    jitter = data_config.get("pose_jitter", 1.0)
+    nuisance = dataclasses.replace(default, translation_std=default.translation_std * jitter,
+                                   rotation_std=default.rotation_std * jitter,
+                                   scale_std=default.scale_std * jitter)
 
     def clips():
         for chunk, first in enumerate(range(0, data_config.num_clips, chunk_size)):

@@ -46,11 +46,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.synth_seed = 1
     # Frame-to-frame head jitter of the rendered clips (1 = SynthFACS's default nuisance).
     config.data.pose_jitter = 0.0
-    # Sensor noise std of the rendered frames (SynthFACS's default is 0.01). The two frames
-    # of a pair get independent noise: at 0.01 that alone costs a copy of the source an
-    # MSE of 2e-4 per pixel, a fifth of an action's; at 0.003 it is 2e-5. (The clips' slow
-    # head drift is fixed inside talking_clips and stays.)
-    config.data.sensor_noise = 0.003
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
     config.data.min_gap = 2
