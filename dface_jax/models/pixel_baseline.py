@@ -31,6 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dface_jax.configs import dataclass_from_dict
+
 
 @dataclasses.dataclass(frozen=True)
 class PixelBaselineConfig:
@@ -56,14 +58,10 @@ class PixelBaselineConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "PixelBaselineConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"PixelBaselineConfig has no fields {unknown}; fields are {sorted(known)}")
         values = dict(values)
         if "features" in values:
             values["features"] = tuple(int(f) for f in values["features"])
-        return cls(**values)
+        return dataclass_from_dict(cls, values)
 
 
 class Conv3x3(nn.Module):

@@ -59,6 +59,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dface_jax.configs import dataclass_from_dict
+
 CLASS_BALANCE_MODES = ("loss", "sampling", "none")
 
 
@@ -102,11 +104,7 @@ class LosoTrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "LosoTrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"config.train has unknown fields {unknown}; fields are {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values)
 
 
 class LosoData(NamedTuple):
