@@ -39,15 +39,13 @@ import ml_collections
 import numpy as np
 import optax
 
+from data_pipelines.synthetic import EMOTION_AUS
+
 # Action classes of the probe and the transfer test: the EMFACS prototypes SynthFACS's
 # micro-expression sets use, plus single action units of the upper and lower face.
 EVAL_ACTIONS: dict[str, tuple[str, ...]] = {
-    "happiness": ("AU6", "AU12"),
-    "surprise": ("AU1", "AU2", "AU5", "AU26"),
-    "disgust": ("AU9", "AU10"),
-    "sadness": ("AU1", "AU4", "AU15"),
-    "fear": ("AU1", "AU2", "AU4", "AU5", "AU20"),
-    "anger": ("AU4", "AU5", "AU7", "AU23"),
+    **{name: EMOTION_AUS[name]
+       for name in ("happiness", "surprise", "disgust", "sadness", "fear", "anger")},
     "brow_raise": ("AU1", "AU2"),
     "brow_lower": ("AU4",),
     "lip_corner_pull": ("AU12",),
