@@ -293,15 +293,15 @@ SPEECH_AUS = ("AU25", "AU26")
 
 def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                   num_identities: int | None = None, nuisance: Nuisance | None = None,
-                  active_aus: tuple[int, int] = (2, 5), speech_probability: float = 0.8
-                  ) -> dict[str, np.ndarray]:
+                  active_aus: tuple[int, int] = (2, 5), speech_probability: float = 0.8,
+                  drift: float = 1.0) -> dict[str, np.ndarray]:
     """Talking-face clips for tokenizer pretraining; deterministic per ``seed``.
 
     Each clip shows one identity with ``active_aus`` (min, max) random non-mouth action
     units following smooth random trajectories, speech-like AU25/AU26 mouth motion (2-6
     openings per second at 25 fps) with probability ``speech_probability``, a slow head
-    drift and the clip's own light; ``nuisance`` (default ``Nuisance()``) adds
-    frame-to-frame jitter and sensor noise.
+    drift (scaled by ``drift``; 0 = the head stays put) and the clip's own light;
+    ``nuisance`` (default ``Nuisance()``) adds frame-to-frame jitter and sensor noise.
 
     Returns ``frames`` [N, T, H, W, 1] float32, ``au_intensities`` [N, T, A] float32 and
     ``identity`` [N] int32 (row of ``sample_identities(seed, num_identities)``, default one
@@ -310,6 +310,8 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     if num_clips < 1 or num_frames < 1:
         raise ValueError(f"talking_clips: need num_clips >= 1 and num_frames >= 1, got "
                          f"{num_clips}, {num_frames}")
+    if drift < 0:
+        raise ValueError(f"talking_clips: drift must be >= 0, got {drift}")
     nuisance = Nuisance() if nuisance is None else nuisance
     num_identities = num_clips if num_identities is None else num_identities
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1C]))
@@ -340,7 +342,7 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     au[:, :, AU_INDEX["AU26"]] = jaw
     au[:, :, AU_INDEX["AU25"]] = np.clip(1.4 * jaw + 0.1 * speaking, 0, 1)
     # slow pose drift (translation, rotation, log scale) and one light per clip
-    drift_scale = np.array([0.025, 0.025, 0.06, 0.04])[None, :, None]
+    drift_scale = drift * np.array([0.025, 0.025, 0.06, 0.04])[None, :, None]
     pose = (smooth_noise(rng, (num_clips, 4), num_frames, 16.0) * drift_scale).transpose(0, 2, 1)
     angle = rng.uniform(0, 2 * np.pi, num_clips)
     strength = rng.uniform(0, nuisance.illumination, num_clips)

@@ -287,7 +287,8 @@ def load_classifier(workdir: PathLike, fold: int | str = 0, *,
         every fold's parameters stacked on a leading fold axis).
       fold: the fold index, or the held-out subject id (e.g. ``"casme2/sub01"``).
       tokenizer: used to embed int tokens; if None, the tokenizer workdir recorded with the
-        run's token cache is loaded on first need.
+        run's token cache is loaded on first need, or, for a run with
+        ``finetune_tokenizer``, this fold's fine-tuned tokenizer (``classifier.tokenizer``).
     """
     from dface_jax.models.token_transformer import ClassifierConfig
 
@@ -309,6 +310,13 @@ def load_classifier(workdir: PathLike, fold: int | str = 0, *,
                          f"expected one fold axis of {len(subjects)} (folds.json)")
     params = jax.tree.map(lambda x: np.asarray(x[index]), stacked)
     label_names = _label_names(workdir, config)
+    if config.get("finetune_tokenizer", False):
+        # Every fold fine-tuned its own copy of the tokenizer: its tokens are that copy's.
+        from dface_jax.models.tokenizer import TokenizerConfig
+        if tokenizer is None:
+            tokenizer = Tokenizer(TokenizerConfig.from_dict(config.tokenizer.to_dict()),
+                                  params["tokenizer"])
+        params = params["classifier"]
     return Classifier(classifier_config, params, fold=index, held_out_subject=subjects[index],
                       label_names=label_names, tokenizer=tokenizer,
                       tokenizer_workdir=_recorded_tokenizer_workdir(workdir, config))

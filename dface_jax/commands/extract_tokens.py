@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--difference-size", type=int, default=32,
                         help="side of the stored apex-minus-onset image (pixel baseline input)")
+    parser.add_argument("--keep-frames", action="store_true",
+                        help="also store every (onset, apex) pair (float16), which LOSO with "
+                             "finetune_tokenizer=True needs")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
     start = time.perf_counter()
     cache = extract_dataset(args.tokenizer, args.dataset, args.data, batch_size=args.batch_size,
-                            difference_size=args.difference_size, build_config=args.build_config)
+                            difference_size=args.difference_size, build_config=args.build_config,
+                            keep_frames=args.keep_frames)
     path = save_token_cache(args.out, cache)
     used = len(np.unique(cache["action_tokens"]))
     print(f"wrote {path}: {len(cache['labels'])} clips, {len(np.unique(cache['subjects']))} "

@@ -6,8 +6,11 @@ LOSO sweeps read this cache, so a sweep never re-runs the tokenizer. Fields (INT
 classifier reads), ``labels`` int32 [N], ``label_names`` str [K], ``subjects`` / ``datasets``
 / ``clip_ids`` str [N], ``frame_difference`` float32 [N, h, w, C] (apex - onset resized to
 h = w = ``difference_size``, the pixel baseline's input), ``tokenizer_workdir`` str and
-``apex_rule`` str (0-d). Strings are stored as numpy unicode arrays, so ``np.load`` needs
-no pickle.
+``apex_rule`` str (0-d). Optional: ``pair_frames`` float16 [N, 2, H, W, C] (onset and
+apex as the tokenizer reads them; ``--keep-frames``), which LOSO with joint tokenizer
+fine-tuning encodes on the fly. float16 keeps a 256 px RGB composite cache at ~350 MB; its
+rounding (< 2.5e-4 in [0, 1]) is below one 8-bit gray level. Strings are stored as numpy
+unicode arrays, so ``np.load`` needs no pickle.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ CACHE_FIELDS = ("action_tokens", "action_vectors", "labels", "label_names", "sub
                 "datasets", "clip_ids", "frame_difference", "tokenizer_workdir", "apex_rule")
 PER_CLIP_FIELDS = ("action_tokens", "action_vectors", "labels", "subjects", "datasets",
                    "clip_ids", "frame_difference")
+OPTIONAL_FIELDS = ("pair_frames",)
 
 
 def match_channels(frames: jax.Array, channels: int) -> jax.Array:
@@ -39,7 +43,8 @@ def match_channels(frames: jax.Array, channels: int) -> jax.Array:
 
 def make_batch_encoder(params: Any, tok_config: Any, difference_size: int) -> Callable:
     """A jit-compiled ``(onset [B,H,W,C], apex [B,H,W,C]) -> (action_tokens int32 [B,16],
-    action_vectors [B,16,D], frame_difference [B,s,s,C])`` with ``params`` closed over."""
+    action_vectors [B,16,D], frame_difference [B,s,s,C], pair_frames [B,2,H,W,C_tok])``
+    with ``params`` closed over (``pair_frames``: the pair as the tokenizer read it)."""
     from dface_jax.models.tokenizer import embed_actions, encode_actions
 
     @jax.jit
@@ -52,7 +57,8 @@ def make_batch_encoder(params: Any, tok_config: Any, difference_size: int) -> Ca
         shape = (difference.shape[0], difference_size, difference_size, difference.shape[-1])
         # Antialiased linear resize: the difference is smoothed, not aliased, when shrunk.
         frame_difference = jax.image.resize(difference, shape, method="linear")
-        return action_tokens.astype(jnp.int32), action_vectors.astype(jnp.float32), frame_difference
+        return (action_tokens.astype(jnp.int32), action_vectors.astype(jnp.float32),
+                frame_difference, jnp.stack([onset, apex], axis=1).astype(jnp.float16))
 
     return lambda onset, apex: encode(params, onset, apex)
 
@@ -73,7 +79,8 @@ def _check_sample(index: int, sample: Mapping[str, Any], frame_shape: tuple | No
 
 def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, Any]], *,
                    label_names: Sequence[str], batch_size: int = 64, difference_size: int = 32,
-                   tokenizer_workdir: str = "", apex_rule: str = "") -> dict[str, np.ndarray]:
+                   tokenizer_workdir: str = "", apex_rule: str = "", keep_frames: bool = False
+                   ) -> dict[str, np.ndarray]:
     """Encodes every sample's (onset, apex) pair; returns the token cache as a dict.
 
     Args:
@@ -83,13 +90,15 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
       label_names: [K] class names in label order.
       batch_size: clips per compiled call; the last batch is padded (one compilation).
       difference_size: side of the stored ``frame_difference``.
+      keep_frames: also store ``pair_frames`` (for joint tokenizer fine-tuning).
     Returns:
       The cache dict (see the module docstring).
     """
     if len(samples) == 0:
         raise ValueError("extract_tokens got no samples")
     encode = make_batch_encoder(params, tok_config, difference_size)
-    outputs: dict[str, list] = {"action_tokens": [], "action_vectors": [], "frame_difference": []}
+    outputs: dict[str, list] = {"action_tokens": [], "action_vectors": [], "frame_difference": [],
+                                "pair_frames": []}
     meta: dict[str, list] = {"labels": [], "subjects": [], "datasets": [], "clip_ids": []}
     frame_shape = None
     for start in range(0, len(samples), batch_size):
@@ -113,6 +122,8 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
             apex = np.concatenate([apex, np.repeat(apex[-1:], pad, axis=0)])
         for name, value in zip(outputs, encode(jnp.asarray(onset), jnp.asarray(apex))):
             outputs[name].append(np.asarray(value)[:real])
+    if not keep_frames:
+        del outputs["pair_frames"]
     cache = {name: np.concatenate(values) for name, values in outputs.items()}
     cache["labels"] = np.asarray(meta["labels"], np.int32)
     for name in ("subjects", "datasets", "clip_ids"):
@@ -129,7 +140,7 @@ def validate_token_cache(cache: Mapping[str, np.ndarray], source: str = "token c
     if missing:
         raise KeyError(f"{source}: missing field(s) {missing}; a token cache has {list(CACHE_FIELDS)}")
     num_clips = len(cache["labels"])
-    for name in PER_CLIP_FIELDS:
+    for name in PER_CLIP_FIELDS + tuple(f for f in OPTIONAL_FIELDS if f in cache):
         if len(cache[name]) != num_clips:
             raise ValueError(f"{source}: field {name!r} has {len(cache[name])} rows, "
                              f"'labels' has {num_clips}")
@@ -137,6 +148,9 @@ def validate_token_cache(cache: Mapping[str, np.ndarray], source: str = "token c
     if tokens.ndim != 2 or vectors.ndim != 3 or vectors.shape[:2] != tokens.shape:
         raise ValueError(f"{source}: expected action_tokens [N, L] and action_vectors [N, L, D], "
                          f"got {tokens.shape} and {vectors.shape}")
+    if "pair_frames" in cache and (cache["pair_frames"].ndim != 5 or cache["pair_frames"].shape[1] != 2):
+        raise ValueError(f"{source}: pair_frames must be [N, 2, H, W, C] (onset, apex), "
+                         f"got {cache['pair_frames'].shape}")
     if cache["frame_difference"].ndim != 4:
         raise ValueError(f"{source}: frame_difference must be [N, h, w, C], "
                          f"got {cache['frame_difference'].shape}")
@@ -154,7 +168,8 @@ def save_token_cache(path: str | pathlib.Path, cache: Mapping[str, np.ndarray]) 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:  # a file handle keeps np.savez from appending ".npz"
-        np.savez(handle, **{name: np.asarray(cache[name]) for name in CACHE_FIELDS})
+        np.savez(handle, **{name: np.asarray(cache[name]) for name in CACHE_FIELDS + OPTIONAL_FIELDS
+                            if name in cache})
     return path
 
 
@@ -216,7 +231,8 @@ def restore_tokenizer(workdir: str | pathlib.Path, step: int | None = None) -> t
 
 def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_dir: str | pathlib.Path,
                     *, batch_size: int = 64, difference_size: int = 32,
-                    build_config: str | None = None) -> dict[str, np.ndarray]:
+                    build_config: str | None = None, keep_frames: bool = False
+                    ) -> dict[str, np.ndarray]:
     """The token cache of a built MER dataset (``load_mer_source(dataset, data_dir)``)."""
     from data_pipelines.mer_source import load_mer_source
 
@@ -232,4 +248,4 @@ def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_di
     return extract_tokens(params, tok_config, source, label_names=source.label_names,
                           batch_size=batch_size, difference_size=difference_size,
                           tokenizer_workdir=str(pathlib.Path(tokenizer_workdir).resolve()),
-                          apex_rule=str(apex_rule))
+                          apex_rule=str(apex_rule), keep_frames=keep_frames)

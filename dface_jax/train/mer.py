@@ -77,6 +77,8 @@ class LosoTrainConfig:
       sparsity_weight: weight of the model's ``sparsity`` output (pooling entropy).
       edclip_weight: weight of the EDCLIP loss (0 disables it).
       edclip_temperature, others_margin, others_weight: EDCLIP parameters.
+      tokenizer_loss_weight: weight of the tokenizer's own loss (reconstruction + quantizer)
+        when the model fine-tunes the tokenizer jointly (the release's 0.1); unused otherwise.
       seed: root of every fold's rng.
     """
 
@@ -92,6 +94,7 @@ class LosoTrainConfig:
     edclip_temperature: float = 0.07
     others_margin: float = 0.2
     others_weight: float = 0.2
+    tokenizer_loss_weight: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
@@ -148,14 +151,30 @@ class TrainState(NamedTuple):
 class LosoModel:
     """A Linen module the loop can train: ``module(inputs, train=...)`` returns logits
     [B, K] or a dict with ``logits`` and optionally ``text_features`` [B, D_text],
-    ``attention`` [B, L] and ``sparsity`` (scalar); dropout uses the ``"dropout"`` rng."""
+    ``attention`` [B, L], ``sparsity`` (scalar) and ``tokenizer_loss`` (scalar, training
+    only); dropout uses the ``"dropout"`` rng, the NSVQ quantizer the ``"nsvq"`` rng.
+
+    ``pretrained`` maps top-level param names to params that replace the random init of
+    every fold (the pretrained tokenizer when it is fine-tuned jointly)."""
 
     module: nn.Module
     num_classes: int
+    pretrained: dict | None = None
+
+    def init_params(self, key: jax.Array, example_input: jax.Array) -> dict:
+        """Every fold's initial params: the module's init, with ``pretrained`` swapped in."""
+        params = dict(self.module.init(key, example_input, train=False)["params"])
+        for name, value in (self.pretrained or {}).items():
+            if name not in params:
+                raise KeyError(f"pretrained params {name!r} do not belong to "
+                               f"{type(self.module).__name__} (its params: {sorted(params)})")
+            params[name] = jax.tree.map(jnp.asarray, value)
+        return params
 
     def apply(self, params, inputs: jax.Array, *, train: bool, dropout_key: jax.Array | None = None
               ) -> dict[str, jax.Array]:
-        rngs = {"dropout": dropout_key} if dropout_key is not None else {}
+        rngs = ({} if dropout_key is None else
+                {"dropout": dropout_key, "nsvq": jax.random.fold_in(dropout_key, 1)})
         raw = self.module.apply({"params": params}, inputs, train=train, rngs=rngs)
         outputs = dict(raw) if isinstance(raw, dict) else {"logits": raw}
         if "logits" not in outputs:
@@ -259,7 +278,9 @@ def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: 
                anchors: jax.Array | None, label_to_anchor: jax.Array, config: LosoTrainConfig
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total = class-weighted CE + sparsity_weight * sparsity + edclip_weight * EDCLIP
-    (``edclip.total_loss``; ``others`` clips are those with ``label_to_anchor < 0``).
+    (``edclip.total_loss``; ``others`` clips are those with ``label_to_anchor < 0``)
+    + tokenizer_loss_weight * the model's ``tokenizer_loss`` when it has one (joint
+    fine-tuning; its action vectors are detached, so this term trains the tokenizer only).
 
     Args:
       outputs: the model's dict for a batch (logits [B, K], text_features, sparsity).
@@ -270,11 +291,17 @@ def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: 
       (scalar total, dict of the scalar terms).
     """
     from dface_jax.models.edclip import total_loss
-    return total_loss(outputs, labels, anchors if config.edclip_weight > 0 else None,
-                      label_to_anchor, class_weights=class_weights,
-                      sparsity_weight=config.sparsity_weight, edclip_weight=config.edclip_weight,
-                      temperature=config.edclip_temperature, others_margin=config.others_margin,
-                      others_weight=config.others_weight)
+    total, terms = total_loss(outputs, labels, anchors if config.edclip_weight > 0 else None,
+                              label_to_anchor, class_weights=class_weights,
+                              sparsity_weight=config.sparsity_weight,
+                              edclip_weight=config.edclip_weight,
+                              temperature=config.edclip_temperature,
+                              others_margin=config.others_margin,
+                              others_weight=config.others_weight)
+    if "tokenizer_loss" in outputs:
+        terms = {**terms, "tokenizer": outputs["tokenizer_loss"]}
+        total = total + config.tokenizer_loss_weight * outputs["tokenizer_loss"]
+    return total, terms
 
 
 class FoldFunctions(NamedTuple):
@@ -291,8 +318,7 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
     """Builds the per-fold pieces for ``model`` (``example_input``: one clip [1, ...])."""
     if config.edclip_weight > 0:
         probe = jax.eval_shape(lambda: model.apply(
-            model.module.init(jax.random.PRNGKey(0), example_input, train=False)["params"],
-            example_input, train=False))
+            model.init_params(jax.random.PRNGKey(0), example_input), example_input, train=False))
         if "text_features" not in probe:
             raise ValueError(f"train.edclip_weight={config.edclip_weight} but "
                              f"{type(model.module).__name__} has no text_features output; "
@@ -306,7 +332,7 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
 
     def init(fold_key):
         init_key, _, _ = split_key(fold_key)
-        params = model.module.init(init_key, example_input, train=False)["params"]
+        params = model.init_params(init_key, example_input)
         return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def batches(fold_key, epoch, train_mask, sample_probs):
@@ -604,16 +630,41 @@ def build_experiment(config, cache: dict, *, clip_dir: str | None = None,
         anchors, text_info = encode_prompts(class_prompts(label_names), clip_dir,
                                             cache_path=anchor_cache_path,
                                             random_width=config.text_random_width)
-        inputs = np.asarray(cache["action_vectors"], np.float32)
-        if config.token_order == "shuffled_per_clip":
-            inputs = shuffle_tokens_per_clip(inputs, config.token_shuffle_seed)
-        module = TokenClassifier(ClassifierConfig.from_dict(dict(
-            config.classifier.to_dict(), num_classes=num_classes, seq_len=inputs.shape[1],
-            input_dim=inputs.shape[2], text_dim=anchors.shape[1])))
+        vectors = np.asarray(cache["action_vectors"], np.float32)
+        classifier_config = ClassifierConfig.from_dict(dict(
+            config.classifier.to_dict(), num_classes=num_classes, seq_len=vectors.shape[1],
+            input_dim=vectors.shape[2], text_dim=anchors.shape[1]))
+        if config.get("finetune_tokenizer", False):
+            module, inputs, pretrained = _joint_model(config, cache, classifier_config)
+        else:
+            inputs = vectors
+            if config.token_order == "shuffled_per_clip":
+                inputs = shuffle_tokens_per_clip(inputs, config.token_shuffle_seed)
+            module = TokenClassifier(classifier_config)
     data = LosoData(jnp.asarray(inputs), jnp.asarray(cache["labels"], jnp.int32),
                     jnp.asarray(anchor_rows(label_names)))
-    return LosoExperiment(LosoModel(module, num_classes), train_config, data,
+    return LosoExperiment(LosoModel(module, num_classes, pretrained), train_config, data,
                           None if anchors is None else np.asarray(anchors, np.float32), text_info)
+
+
+def _joint_model(config, cache: dict, classifier_config):
+    """(TokenizerAndClassifier, pair frames [N, 2, H, W, C], {"tokenizer": params}) for
+    ``config.finetune_tokenizer``: the tokenizer of ``config.tokenizer_workdir`` (default:
+    the one that wrote the cache) trains on with the classifier (models/joint.py)."""
+    from dface_jax.models.joint import TokenizerAndClassifier
+    from dface_jax.train.extract import restore_tokenizer
+
+    if config.token_order != "original":
+        raise ValueError("finetune_tokenizer encodes the frames on the fly; the token-order "
+                         "ablation applies to cached tokens only (token_order='original')")
+    if "pair_frames" not in cache:
+        raise KeyError("finetune_tokenizer needs the clips' frames in the token cache (field "
+                       "'pair_frames'); write the cache with `dface-jax extract-tokens "
+                       "--keep-frames`")
+    workdir = config.get("tokenizer_workdir", "") or str(cache["tokenizer_workdir"])
+    params, tokenizer_config = restore_tokenizer(workdir)
+    module = TokenizerAndClassifier(tokenizer_config, classifier_config)
+    return module, np.asarray(cache["pair_frames"], np.float32), {"tokenizer": params}
 
 
 def run_experiment(experiment: LosoExperiment, subjects: Sequence[str]) -> LosoRun:
@@ -645,6 +696,9 @@ def summarize_run(run: LosoRun, cache: dict, experiment: LosoExperiment, config)
         "pooling": config.classifier.pooling if config.model == "dface" else None,
         "token_order": config.token_order if config.model == "dface" else None,
         "edclip_weight": experiment.train_config.edclip_weight,
+        "finetune_tokenizer": bool(config.get("finetune_tokenizer", False)),
+        "tokenizer_loss_weight": (experiment.train_config.tokenizer_loss_weight
+                                  if config.get("finetune_tokenizer", False) else None),
         "class_balance": experiment.train_config.class_balance,
         "text_encoder": None if text is None else {
             "model": text["model"], "semantic": bool(text["semantic"]), "warning": text["warning"]},
@@ -750,8 +804,12 @@ def resolved_config(config, experiment: LosoExperiment):
     import ml_collections
 
     resolved = config.copy_and_resolve_references()
-    if config.model == "dface":
-        resolved.classifier = ml_collections.ConfigDict(experiment.model.module.config.to_dict())
+    module = experiment.model.module
+    if config.model == "dface" and config.get("finetune_tokenizer", False):
+        resolved.classifier = ml_collections.ConfigDict(module.classifier_config.to_dict())
+        resolved.tokenizer = ml_collections.ConfigDict(module.tokenizer_config.to_dict())
+    elif config.model == "dface":
+        resolved.classifier = ml_collections.ConfigDict(module.config.to_dict())
     else:
         resolved.pixel = ml_collections.ConfigDict(
             dataclasses.asdict(experiment.model.module.config))

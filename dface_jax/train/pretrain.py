@@ -224,6 +224,7 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
     # a pair, jitter moves every pixel and outweighs a facial action in the pixel loss, so
     # the tokens would spend themselves on head pose.
     default = Nuisance()
+    # data.pose_drift scales the slow head drift across a clip the same way.
     jitter = data_config.get("pose_jitter", 1.0)
     nuisance = dataclasses.replace(default, translation_std=default.translation_std * jitter,
                                    rotation_std=default.rotation_std * jitter,
@@ -234,7 +235,8 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
             count = min(chunk_size, data_config.num_clips - first)
             rendered = talking_clips(seed=data_config.synth_seed * 100003 + chunk,
                                      num_clips=count, num_frames=data_config.num_frames,
-                                     size=image_size, nuisance=nuisance)
+                                     size=image_size, nuisance=nuisance,
+                                     drift=data_config.get("pose_drift", 1.0))
             yield from rendered["frames"]
 
     write_clip_shards(clips(), out_dir, clips_per_shard=data_config.clips_per_shard)

@@ -33,6 +33,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.token_shuffle_seed = 0          # fixed across training seeds
     config.text_encoder_dir = ""           # local HF text model dir; "" = random, non-semantic
     config.text_random_width = 64          # width of the random text encoder when no dir
+    # Joint fine-tuning of the tokenizer on each fold's training clips (the release keeps
+    # training it with weight train.tokenizer_loss_weight = 0.1 on its reconstruction loss).
+    # Needs a cache written with `extract-tokens --keep-frames`; the tokenizer runs in every
+    # step of every fold, so this is a GPU/TPU setting.
+    config.finetune_tokenizer = False
+    config.tokenizer_workdir = ""          # "" = the tokenizer that wrote the token cache
     # ClassifierConfig fields; num_classes, seq_len, input_dim and text_dim come from the
     # token cache and the text anchors.
     config.classifier = ml_collections.ConfigDict(dict(
@@ -42,7 +48,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict(dict(
         epochs=120, batch_size=16, learning_rate=2e-4, beta1=0.85, beta2=0.98,
         weight_decay=1e-5, class_balance="loss", sparsity_weight=1e-3, edclip_weight=0.3,
-        edclip_temperature=0.07, others_margin=0.2, others_weight=0.2, seed=0))
+        edclip_temperature=0.07, others_margin=0.2, others_weight=0.2,
+        tokenizer_loss_weight=0.1, seed=0))
     config.compare = ml_collections.ConfigDict(dict(seeds=(0, 1, 2)))
     if arg == "synth":
         config.classifier.update(dim=32, heads=4, mlp_dim=64)

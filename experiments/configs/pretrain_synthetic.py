@@ -46,6 +46,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.synth_seed = 1
     # Frame-to-frame head jitter of the rendered clips (1 = SynthFACS's default nuisance).
     config.data.pose_jitter = 0.0
+    # Slow head drift across a clip (1 = SynthFACS's talking_clips default).
+    config.data.pose_drift = 1.0
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
     config.data.min_gap = 2
