@@ -59,8 +59,9 @@ def step_flops(experiment, anchors) -> float:
     key = mer.fold_keys(0, 1)[0]
     batch = jnp.arange(experiment.train_config.batch_size, dtype=jnp.int32)
     weights = jnp.ones((experiment.model.num_classes,), jnp.float32)
-    compiled = jax.jit(pieces.train_step).lower(pieces.init(key), batch, key, weights,
-                                                experiment.data, anchors).compile()
+    state = pieces.init(key, experiment.model.pretrained)
+    compiled = jax.jit(pieces.train_step).lower(state, batch, key, weights, experiment.data,
+                                                anchors).compile()
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return float(analysis["flops"])

@@ -155,16 +155,21 @@ class LosoModel:
     only); dropout uses the ``"dropout"`` rng, the NSVQ quantizer the ``"nsvq"`` rng.
 
     ``pretrained`` maps top-level param names to params that replace the random init of
-    every fold (the pretrained tokenizer when it is fine-tuned jointly)."""
+    every fold (the pretrained tokenizer when it is fine-tuned jointly). The sweeps pass it
+    to their compiled programs as an argument, so a large tokenizer is not baked into the
+    program as constants."""
 
     module: nn.Module
     num_classes: int
     pretrained: dict | None = None
 
-    def init_params(self, key: jax.Array, example_input: jax.Array) -> dict:
-        """Every fold's initial params: the module's init, with ``pretrained`` swapped in."""
+    def init_params(self, key: jax.Array, example_input: jax.Array,
+                    pretrained: dict | None = None) -> dict:
+        """Every fold's initial params: the module's init, with ``pretrained`` (default
+        ``self.pretrained``) swapped in."""
         params = dict(self.module.init(key, example_input, train=False)["params"])
-        for name, value in (self.pretrained or {}).items():
+        pretrained = self.pretrained if pretrained is None else pretrained
+        for name, value in (pretrained or {}).items():
             if name not in params:
                 raise KeyError(f"pretrained params {name!r} do not belong to "
                                f"{type(self.module).__name__} (its params: {sorted(params)})")
@@ -307,7 +312,7 @@ def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: 
 class FoldFunctions(NamedTuple):
     """The pure single-fold pieces; both sweep orchestrations are built from them."""
 
-    init: Callable          # (fold_key) -> TrainState
+    init: Callable          # (fold_key, pretrained) -> TrainState
     batches: Callable       # (fold_key, epoch, train_mask, sample_probs) -> int32 [S, B]
     train_step: Callable    # (state, batch_index [B], fold_key, class_weights, data, anchors) -> (state, loss)
     evaluate: Callable      # (params, test_index [T], data) -> dict(logits [T, K], attention?)
@@ -330,9 +335,9 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
         init_key, sample_key, dropout_key = jax.random.split(fold_key, 3)
         return init_key, sample_key, dropout_key
 
-    def init(fold_key):
+    def init(fold_key, pretrained):
         init_key, _, _ = split_key(fold_key)
-        params = model.init_params(init_key, example_input)
+        params = model.init_params(init_key, example_input, pretrained)
         return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def batches(fold_key, epoch, train_mask, sample_probs):
@@ -416,7 +421,7 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
     num_steps, pieces, keys = _prepare(model, config, data, folds)
     num_classes = model.num_classes
 
-    def run_fold(fold_key, train_mask, test_index, data, anchors):
+    def run_fold(fold_key, train_mask, test_index, data, anchors, pretrained):
         weights, sample_probs = class_statistics(train_mask, data.labels, num_classes)
         class_weights = _loss_class_weights(config, weights)
 
@@ -429,13 +434,14 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
             logits = pieces.evaluate(state.params, test_index, data)["logits"]
             return state, (losses.mean(), logits)
 
-        state = pieces.init(fold_key)
+        state = pieces.init(fold_key, pretrained)
         state, (epoch_loss, epoch_logits) = jax.lax.scan(one_epoch, state, jnp.arange(config.epochs))
         final = pieces.evaluate(state.params, test_index, data)
         return state.params, epoch_logits, final.get("attention"), epoch_loss
 
-    sweep = jax.jit(jax.vmap(run_fold, in_axes=(0, 0, 0, None, None)))
-    arguments = (keys, jnp.asarray(folds.train_mask), jnp.asarray(folds.test_index), data, anchors)
+    sweep = jax.jit(jax.vmap(run_fold, in_axes=(0, 0, 0, None, None, None)))
+    arguments = (keys, jnp.asarray(folds.train_mask), jnp.asarray(folds.test_index), data, anchors,
+                 model.pretrained)
     start = time.perf_counter()
     compiled = sweep.lower(*arguments).compile()
     compiled_at = time.perf_counter()
@@ -470,7 +476,7 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
         test_index = jnp.asarray(folds.test_index[fold])
         weights, sample_probs = stats(train_mask, data.labels, model.num_classes)
         class_weights = _loss_class_weights(config, weights)
-        state = init(keys[fold])
+        state = init(keys[fold], model.pretrained)
         fold_logits, fold_loss = [], []
         for epoch in range(config.epochs):
             batch_indices = batches(keys[fold], epoch, train_mask, sample_probs)
@@ -613,7 +619,7 @@ def build_experiment(config, cache: dict, *, clip_dir: str | None = None,
     label_names = tuple(str(n) for n in cache["label_names"])
     num_classes = len(label_names)
     train_config = LosoTrainConfig.from_dict(config.train.to_dict())
-    anchors, text_info = None, None
+    anchors, text_info, pretrained = None, None, None
     if config.model == "pixel":
         from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
         if train_config.edclip_weight > 0:
