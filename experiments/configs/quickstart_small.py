@@ -1,11 +1,12 @@
 """The quickstart at CPU scale: the whole method on SynthFACS in minutes on 2 CPU cores.
 
 ``dface-jax quickstart --out DIR`` (``--size small``, the default) uses this file.
-Choices, all to fit the 10-minute budget on a 2-core CPU, none tuned to the results table:
+Choices, all to fit a budget of minutes on a 2-core CPU (12.2 min measured), none tuned to
+the results table:
   * 64 px gray frames everywhere (SynthFACS renders, the TFDS build, the tokenizer);
-  * the tokenizer of ``pretrain_synthetic.py`` as it is (800 steps of batch 16 on 768
-    SynthFACS talking clips, about 4 minutes here); a narrower 300-step tokenizer fitted
-    the budget too but collapsed to 2 codes, which made the LOSO step meaningless;
+  * the tokenizer of ``pretrain_synthetic.py`` as it is (1600 steps of batch 16 on 768
+    SynthFACS talking clips, about 9 minutes here); a narrower 300-step tokenizer fitted
+    a 5-minute budget but collapsed to 2 codes, which made the LOSO step meaningless;
   * LOSO over the 68 composite subjects with the ``loso_composite.py:synth`` model on a
     10-epoch fixed schedule, and the comparison (D-FACE, ablations, pixel baseline) with
     one seed.
