@@ -106,6 +106,10 @@ def save_params(workdir: str | pathlib.Path, params: Any, config: Any = None, *,
         save_config(config, workdir / "config.json")
     checkpointer = Checkpointer(workdir, max_to_keep=1, with_data=False)
     try:
+        # Writing again into a workdir (a re-run LOSO sweep) replaces that step's params;
+        # Orbax refuses to save over an existing step.
+        if step in checkpointer.all_steps():
+            checkpointer.manager.delete(step)
         checkpointer.save(step, {"params": params}, force=True)
     finally:
         checkpointer.close()

@@ -877,13 +877,22 @@ def _mean_std(values: Sequence[float]) -> dict:
             "values": [float(v) for v in array]}
 
 
+def _run_identity(config) -> str:
+    """The config of one sweep as JSON, without ``compare`` (which seeds a comparison runs
+    does not change any one sweep)."""
+    config = config.copy_and_resolve_references()
+    if "compare" in config:
+        del config["compare"]
+    return config.to_json_best_effort(sort_keys=True)
+
+
 def _finished_run(run_dir, config) -> dict | None:
     """results.json of ``run_dir`` if it finished with exactly ``config``, else None."""
     import json
 
     results_path, source_path = run_dir / "results.json", run_dir / "source_config.json"
     if results_path.is_file() and source_path.is_file() and \
-            source_path.read_text() == config.to_json_best_effort(sort_keys=True):
+            source_path.read_text() == _run_identity(config):
         return json.loads(results_path.read_text())
     return None
 
@@ -930,7 +939,7 @@ def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
             results = _finished_run(run_dir, config)
             if results is None:
                 results = run_loso(config, cache, run_dir, clip_dir=clip_dir, log=log)
-                (run_dir / "source_config.json").write_text(config.to_json_best_effort(sort_keys=True))
+                (run_dir / "source_config.json").write_text(_run_identity(config))
             else:
                 log(f"{run_dir}: already finished, reusing its results.json")
             per_variant[name].append(results)
