@@ -30,6 +30,7 @@ the source: 0.1199); every run kept 25-32 codes in use.
   | width 128, lr 1e-3, no drift, change weight 10 | 1600 | 0.80 | 0.854 | - |
   | width 128, lr 3e-3, no drift, change weight 10 | 2400 | 0.79 | 0.812 | 0.0978 |
   | width 128, lr 3e-3, no drift (the default, longer) | 3200 | 0.675 | 0.863 | 0.0996 |
+  | width 128, lr 3e-3, no drift, pair gaps 4-15 frames | 1600 | 0.675 | 0.870 | 0.1020 |
 
 The default: recon_l1 0.0094 (copying the source: 0.0046; the decoder's small
 everywhere-changes cost more L1 than they gain on the action's pixels), still_pair_l1
