@@ -291,6 +291,7 @@ def load_classifier(workdir: PathLike, fold: int | str = 0, *,
         ``finetune_tokenizer``, this fold's fine-tuned tokenizer (``classifier.tokenizer``).
     """
     from dface_jax.models.token_transformer import ClassifierConfig
+    from dface_jax.train.mer import finetunes_tokenizer
 
     workdir = pathlib.Path(workdir)
     config = _read_workdir_config(workdir)
@@ -310,7 +311,7 @@ def load_classifier(workdir: PathLike, fold: int | str = 0, *,
                          f"expected one fold axis of {len(subjects)} (folds.json)")
     params = jax.tree.map(lambda x: np.asarray(x[index]), stacked)
     label_names = _label_names(workdir, config)
-    if config.get("finetune_tokenizer", False):
+    if finetunes_tokenizer(config):
         # Every fold fine-tuned its own copy of the tokenizer: its tokens are that copy's.
         from dface_jax.models.tokenizer import TokenizerConfig
         if tokenizer is None:

@@ -41,10 +41,12 @@ def match_channels(frames: jax.Array, channels: int) -> jax.Array:
     return jnp.repeat(frames, channels, axis=-1)
 
 
-def make_batch_encoder(params: Any, tok_config: Any, difference_size: int) -> Callable:
+def make_batch_encoder(params: Any, tok_config: Any, difference_size: int,
+                       keep_frames: bool = False) -> Callable:
     """A jit-compiled ``(onset [B,H,W,C], apex [B,H,W,C]) -> (action_tokens int32 [B,16],
-    action_vectors [B,16,D], frame_difference [B,s,s,C], pair_frames [B,2,H,W,C_tok])``
-    with ``params`` closed over (``pair_frames``: the pair as the tokenizer read it)."""
+    action_vectors [B,16,D], frame_difference [B,s,s,C])`` with ``params`` closed over;
+    with ``keep_frames`` also ``pair_frames`` float16 [B,2,H,W,C_tok] (the pair as the
+    tokenizer read it)."""
     from dface_jax.models.tokenizer import embed_actions, encode_actions
 
     @jax.jit
@@ -57,8 +59,11 @@ def make_batch_encoder(params: Any, tok_config: Any, difference_size: int) -> Ca
         shape = (difference.shape[0], difference_size, difference_size, difference.shape[-1])
         # Antialiased linear resize: the difference is smoothed, not aliased, when shrunk.
         frame_difference = jax.image.resize(difference, shape, method="linear")
-        return (action_tokens.astype(jnp.int32), action_vectors.astype(jnp.float32),
-                frame_difference, jnp.stack([onset, apex], axis=1).astype(jnp.float16))
+        outputs = (action_tokens.astype(jnp.int32), action_vectors.astype(jnp.float32),
+                   frame_difference)
+        if keep_frames:
+            outputs += (jnp.stack([onset, apex], axis=1).astype(jnp.float16),)
+        return outputs
 
     return lambda onset, apex: encode(params, onset, apex)
 
@@ -96,9 +101,10 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
     """
     if len(samples) == 0:
         raise ValueError("extract_tokens got no samples")
-    encode = make_batch_encoder(params, tok_config, difference_size)
-    outputs: dict[str, list] = {"action_tokens": [], "action_vectors": [], "frame_difference": [],
-                                "pair_frames": []}
+    encode = make_batch_encoder(params, tok_config, difference_size, keep_frames)
+    outputs: dict[str, list] = {"action_tokens": [], "action_vectors": [], "frame_difference": []}
+    if keep_frames:
+        outputs["pair_frames"] = []
     meta: dict[str, list] = {"labels": [], "subjects": [], "datasets": [], "clip_ids": []}
     frame_shape = None
     for start in range(0, len(samples), batch_size):
@@ -122,8 +128,6 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
             apex = np.concatenate([apex, np.repeat(apex[-1:], pad, axis=0)])
         for name, value in zip(outputs, encode(jnp.asarray(onset), jnp.asarray(apex))):
             outputs[name].append(np.asarray(value)[:real])
-    if not keep_frames:
-        del outputs["pair_frames"]
     cache = {name: np.concatenate(values) for name, values in outputs.items()}
     cache["labels"] = np.asarray(meta["labels"], np.int32)
     for name in ("subjects", "datasets", "clip_ids"):

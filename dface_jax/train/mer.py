@@ -640,7 +640,7 @@ def build_experiment(config, cache: dict, *, clip_dir: str | None = None,
         classifier_config = ClassifierConfig.from_dict(dict(
             config.classifier.to_dict(), num_classes=num_classes, seq_len=vectors.shape[1],
             input_dim=vectors.shape[2], text_dim=anchors.shape[1]))
-        if config.get("finetune_tokenizer", False):
+        if finetunes_tokenizer(config):
             module, inputs, pretrained = _joint_model(config, cache, classifier_config)
         else:
             inputs = vectors
@@ -651,6 +651,12 @@ def build_experiment(config, cache: dict, *, clip_dir: str | None = None,
                     jnp.asarray(anchor_rows(label_names)))
     return LosoExperiment(LosoModel(module, num_classes, pretrained), train_config, data,
                           None if anchors is None else np.asarray(anchors, np.float32), text_info)
+
+
+def finetunes_tokenizer(config) -> bool:
+    """Whether a LOSO config (or a run's saved config.json) fine-tunes the tokenizer jointly;
+    configs written before the field existed do not."""
+    return bool(config.get("finetune_tokenizer", False))
 
 
 def _joint_model(config, cache: dict, classifier_config):
@@ -702,9 +708,9 @@ def summarize_run(run: LosoRun, cache: dict, experiment: LosoExperiment, config)
         "pooling": config.classifier.pooling if config.model == "dface" else None,
         "token_order": config.token_order if config.model == "dface" else None,
         "edclip_weight": experiment.train_config.edclip_weight,
-        "finetune_tokenizer": bool(config.get("finetune_tokenizer", False)),
+        "finetune_tokenizer": finetunes_tokenizer(config),
         "tokenizer_loss_weight": (experiment.train_config.tokenizer_loss_weight
-                                  if config.get("finetune_tokenizer", False) else None),
+                                  if finetunes_tokenizer(config) else None),
         "class_balance": experiment.train_config.class_balance,
         "text_encoder": None if text is None else {
             "model": text["model"], "semantic": bool(text["semantic"]), "warning": text["warning"]},
@@ -811,7 +817,7 @@ def resolved_config(config, experiment: LosoExperiment):
 
     resolved = config.copy_and_resolve_references()
     module = experiment.model.module
-    if config.model == "dface" and config.get("finetune_tokenizer", False):
+    if config.model == "dface" and finetunes_tokenizer(config):
         resolved.classifier = ml_collections.ConfigDict(module.classifier_config.to_dict())
         resolved.tokenizer = ml_collections.ConfigDict(module.tokenizer_config.to_dict())
     elif config.model == "dface":
