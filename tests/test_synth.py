@@ -325,3 +325,18 @@ def test_landmarks_sit_on_the_rendered_features():
         x, y = points[:, LANDMARK_NAMES.index(name)].T
         values = frames[np.arange(4), y.astype(int), x.astype(int)]
         assert (values < 0.5 * ids.skin_tone).all(), (name, values)
+
+
+def test_talking_clips_speech_and_action_tempo_are_settable():
+    silent = talking_clips(0, 6, 24, 16, speech_probability=0.0)["au_intensities"]
+    for au in ("AU25", "AU26"):
+        assert silent[:, :, AU_NAMES.index(au)].max() == 0.0
+    face = [a for a in range(NUM_AUS) if AU_NAMES[a] not in ("AU25", "AU26")]
+    slow = np.abs(np.diff(talking_clips(0, 6, 24, 16)["au_intensities"][:, :, face], axis=1))
+    fast = np.abs(np.diff(talking_clips(0, 6, 24, 16, action_knot_spacing=4.0)
+                          ["au_intensities"][:, :, face], axis=1))
+    assert fast.mean() > 1.5 * slow.mean()  # knots 4 frames apart instead of 12
+    with pytest.raises(ValueError, match="action_knot_spacing"):
+        talking_clips(0, 1, 4, 16, action_knot_spacing=0.0)
+    with pytest.raises(ValueError, match="speech_probability"):
+        talking_clips(0, 1, 4, 16, speech_probability=1.5)

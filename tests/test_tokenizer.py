@@ -364,3 +364,36 @@ def test_still_pair_reference_gives_a_still_face_zero_action(tiny_params):
     expected = latents(TINY, source, driving) - latents(TINY, source, source)
     assert float(jnp.abs(expected).max()) > 1e-3  # the plain encoder's still latent is not 0
     np.testing.assert_allclose(latents(config, source, driving), expected, atol=1e-5)
+
+
+def test_action_grid_gives_every_patch_the_vector_of_its_cell():
+    """8x8 patches on a 4x4 action grid: patch (r, c) gets token (r // 2) * 4 + c // 2,
+    checked against a loop over the patches."""
+    vectors = jax.random.normal(jax.random.PRNGKey(3), (2, 16, 5))
+    got = np.asarray(tok._action_grid_to_patches(vectors, 8, 8))
+    for row in range(8):
+        for col in range(8):
+            np.testing.assert_array_equal(got[:, row * 8 + col],
+                                          np.asarray(vectors)[:, (row // 2) * 4 + col // 2])
+
+
+def test_decoder_query_options_change_the_decoder_and_check_the_layout(tiny_params):
+    """Each option adds its own term to the queries (a new parameter, or the action
+    vectors laid on the grid), so the same tokens decode differently; the grid option
+    refuses the released layout, where token i is not grid cell i."""
+    source = _frames(TINY, 1, batch=1)
+    tokens = (jnp.arange(16, dtype=jnp.int32)[None] * 7) % TINY.codebook_size
+    plain = tok.decode_actions(tiny_params, TINY, source, tokens)
+    with_positions = dataclasses.replace(TINY, decoder_query_positions=True)
+    params = tok.init_tokenizer(with_positions, jax.random.PRNGKey(0))["params"]
+    assert params["query_positions"].shape == (TINY.patch_grid ** 2, TINY.dim)
+    np.testing.assert_allclose(  # zero positions = the plain decoder
+        tok.decode_actions({**params, "query_positions": jnp.zeros_like(params["query_positions"])},
+                           with_positions, source, tokens), plain, atol=1e-6)
+    assert float(jnp.abs(tok.decode_actions(params, with_positions, source, tokens)
+                         - plain).max()) > 1e-5
+    with_grid = dataclasses.replace(TINY, decoder_action_grid=True)
+    assert float(jnp.abs(tok.decode_actions(tiny_params, with_grid, source, tokens)
+                         - plain).max()) > 1e-5
+    with pytest.raises(ValueError, match="clean token layout"):
+        dataclasses.replace(TINY, decoder_action_grid=True, released_token_layout=True)

@@ -294,12 +294,14 @@ SPEECH_AUS = ("AU25", "AU26")
 def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                   num_identities: int | None = None, nuisance: Nuisance | None = None,
                   active_aus: tuple[int, int] = (2, 5), speech_probability: float = 0.8,
-                  drift: float = 1.0) -> dict[str, np.ndarray]:
+                  drift: float = 1.0, action_knot_spacing: float = 12.0) -> dict[str, np.ndarray]:
     """Talking-face clips for tokenizer pretraining; deterministic per ``seed``.
 
     Each clip shows one identity with ``active_aus`` (min, max) random non-mouth action
-    units following smooth random trajectories, speech-like AU25/AU26 mouth motion (2-6
-    openings per second at 25 fps) with probability ``speech_probability``, a slow head
+    units following smooth random trajectories (a new random level every
+    ``action_knot_spacing`` frames: smaller values make actions come and go faster),
+    speech-like AU25/AU26 mouth motion (2-6 openings per second at 25 fps) with
+    probability ``speech_probability``, a slow head
     drift (scaled by ``drift``; 0 = the head stays put) and the clip's own light;
     ``nuisance`` (default ``Nuisance()``) adds frame-to-frame jitter and sensor noise.
 
@@ -312,6 +314,12 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                          f"{num_clips}, {num_frames}")
     if drift < 0:
         raise ValueError(f"talking_clips: drift must be >= 0, got {drift}")
+    if action_knot_spacing <= 0:
+        raise ValueError(f"talking_clips: action_knot_spacing must be > 0, got "
+                         f"{action_knot_spacing}")
+    if not 0.0 <= speech_probability <= 1.0:
+        raise ValueError(f"talking_clips: speech_probability must be in [0, 1], got "
+                         f"{speech_probability}")
     nuisance = Nuisance() if nuisance is None else nuisance
     num_identities = num_clips if num_identities is None else num_identities
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1C]))
@@ -322,7 +330,8 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     face_aus = [i for i, name in enumerate(AU_NAMES) if name not in SPEECH_AUS]
     au = np.zeros((num_clips, num_frames, NUM_AUS), np.float32)
     # non-mouth actions: smooth curves, negative parts clipped to rest (actions come and go)
-    trajectories = smooth_noise(rng, (num_clips, len(face_aus)), num_frames, 12.0)
+    trajectories = smooth_noise(rng, (num_clips, len(face_aus)), num_frames,
+                                action_knot_spacing)
     peak = rng.uniform(0.3, 1.0, (num_clips, len(face_aus), 1))
     low, high = active_aus
     for c in range(num_clips):

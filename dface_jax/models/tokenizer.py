@@ -60,6 +60,14 @@ PEG reshapes them straight to (b, t, h, w, d), which mixes patch positions and f
 (t = 2). ``released_temporal_peg=True`` reproduces that; the clean default rearranges
 the tokens to their true (b, t, h, w, d) layout first.
 
+Decoder queries. In the release the decoder's queries are the source's patch embeddings
+alone: no absolute position, only the spatial blocks' relative position bias, so a query
+can find the token that acts on its region only through what the face looks like there.
+``decoder_query_positions`` adds a learned position vector to every query;
+``decoder_action_grid`` adds to every query the action vector of the action-grid cell the
+patch lies in (token i is grid cell i in the clean layout), on top of the cross-attention.
+Both off by default (the release).
+
 Quantizer: ``"straight_through"`` (default, with codebook and commitment losses) or the
 release's ``"nsvq"`` noise substitution (eval mode uses the hard codes either way).
 """
@@ -116,6 +124,9 @@ class TokenizerConfig:
     # experiments/configs/pretrain_synthetic.py turns it on.
     predict_residual: bool = False
     still_pair_reference: bool = False  # action latent minus the (source, source) latent
+    # Where the decoder's queries are (see "Decoder queries" in the module docstring).
+    decoder_query_positions: bool = False  # learned [h*w, dim] added to the queries
+    decoder_action_grid: bool = False  # each query += the action vector of its grid cell
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -136,6 +147,10 @@ class TokenizerConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
         _ = self.num_downsamples  # raises if the patch grid cannot reach the action grid
+        if self.decoder_action_grid and self.released_token_layout:
+            raise ValueError("decoder_action_grid needs the clean token layout (token i acts "
+                             "on grid cell i); released_token_layout spreads every code over "
+                             "all 16 tokens")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TokenizerConfig":
@@ -172,6 +187,16 @@ class TokenizerConfig:
     @property
     def compute_dtype(self):
         return DTYPES[self.dtype]
+
+
+def _action_grid_to_patches(action_vectors: jax.Array, height: int, width: int) -> jax.Array:
+    """[B, g*g, dim] action vectors on the g x g action grid -> [B, height*width, dim]:
+    every patch gets the vector of the grid cell it lies in (nearest upsampling)."""
+    batch, num_tokens, dim = action_vectors.shape
+    grid = math.isqrt(num_tokens)
+    cells = action_vectors.reshape(batch, grid, grid, dim)
+    cells = jnp.repeat(jnp.repeat(cells, height // grid, axis=1), width // grid, axis=2)
+    return cells.reshape(batch, height * width, dim)
 
 
 def patchify(frames: jax.Array, patch_size: int) -> jax.Array:
@@ -252,6 +277,9 @@ class ActionTokenizer(nn.Module):
         if config.token_position_embedding:
             self.token_positions = self.param("token_positions", nn.initializers.normal(0.02),
                                               (config.code_seq_len, config.dim))
+        if config.decoder_query_positions:
+            self.query_positions = self.param("query_positions", nn.initializers.normal(0.02),
+                                              (config.patch_grid ** 2, config.dim))
         self.decoder = layers.Transformer(depth=config.decoder_depth, sequence_axis="space",
                                           has_cross_attn=True, num_null_kv=config.num_null_kv,
                                           **transformer)
@@ -325,6 +353,10 @@ class ActionTokenizer(nn.Module):
             self.patch_embedding(source.astype(config.compute_dtype)))
         batch, height, width, dim = source_tokens.shape
         queries = source_tokens.reshape(batch, height * width, dim)
+        if config.decoder_query_positions:
+            queries = queries + self.query_positions.astype(queries.dtype)
+        if config.decoder_action_grid:
+            queries = queries + _action_grid_to_patches(action_vectors, height, width)
         decoded = self.decoder(queries, (batch, 1, height, width),
                                attn_bias=self.spatial_position_bias(height, width),
                                context=action_vectors)

@@ -236,7 +236,10 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
             rendered = talking_clips(seed=data_config.synth_seed * 100003 + chunk,
                                      num_clips=count, num_frames=data_config.num_frames,
                                      size=image_size, nuisance=nuisance,
-                                     drift=data_config.get("pose_drift", 1.0))
+                                     drift=data_config.get("pose_drift", 1.0),
+                                     speech_probability=data_config.get("speech_probability", 0.8),
+                                     action_knot_spacing=data_config.get("action_knot_spacing",
+                                                                         12.0))
             yield from rendered["frames"]
 
     write_clip_shards(clips(), out_dir, clips_per_shard=data_config.clips_per_shard)

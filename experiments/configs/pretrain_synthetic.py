@@ -64,6 +64,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # ~80 % of what copying the source costs on a training pair was drift, which the tokens
     # then spent themselves on (see the table above).
     config.data.pose_drift = 0.0
+    # Share of clips that talk (AU25/AU26 oscillating every few frames) and how many frames
+    # apart the other actions' random levels are (SynthFACS's talking_clips defaults: 0.8, 12).
+    config.data.speech_probability = 0.8
+    config.data.action_knot_spacing = 12.0
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
     config.data.min_gap = 2
@@ -86,6 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # with the nsvq quantizer, no still-pair reference).
         recon_change_weight=0.0,
         predict_residual=True, still_pair_reference=True,
+        decoder_query_positions=False, decoder_action_grid=False,
         dtype="float32"))  # "bfloat16" on TPU/GPU; params stay float32
 
     config.train = ml_collections.ConfigDict()
