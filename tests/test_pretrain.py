@@ -222,3 +222,21 @@ def test_probe_reads_tokens_that_carry_the_action_and_not_random_ones():
     assert probe_accuracy(tokens, 32, num_train_identities=5) == 1.0
     random_tokens = rng.integers(0, 32, (num_identities, num_actions, 16))
     assert probe_accuracy(random_tokens, 32, num_train_identities=5) < 0.6
+
+
+def test_synthetic_clip_nuisance_follows_the_data_config(tmp_path):
+    """With jitter, drift and sensor noise off only the facial actions move pixels between
+    a clip's frames, so consecutive frames differ far less than with the default noise."""
+    from data_pipelines.clip_shards import clip_source, decode_clip
+
+    def frame_change(name, sensor_noise):
+        config = tiny_config()
+        config.data.update(num_clips=2, num_frames=4, pose_jitter=0.0, pose_drift=0.0,
+                           sensor_noise=sensor_noise, speech_probability=0.0)
+        source = clip_source(pretrain.generate_synthetic_clips(config.data, 32, tmp_path / name))
+        clips = np.stack([decode_clip(source[i]) for i in range(len(source))])
+        assert clips.shape[:2] == (2, 4)
+        return float(np.abs(np.diff(clips, axis=1)).mean())
+
+    noisy, quiet = frame_change("noisy", 1.0), frame_change("quiet", 0.0)
+    assert quiet < 0.5 * noisy, (quiet, noisy)

@@ -226,9 +226,13 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
     default = Nuisance()
     # data.pose_drift scales the slow head drift across a clip the same way.
     jitter = data_config.get("pose_jitter", 1.0)
+    # data.sensor_noise scales the per-frame sensor noise: it is drawn anew for every frame,
+    # so a pair's two frames differ by it everywhere, about as much as a small action.
     nuisance = dataclasses.replace(default, translation_std=default.translation_std * jitter,
                                    rotation_std=default.rotation_std * jitter,
-                                   scale_std=default.scale_std * jitter)
+                                   scale_std=default.scale_std * jitter,
+                                   noise_std=default.noise_std
+                                   * data_config.get("sensor_noise", 1.0))
 
     def clips():
         for chunk, first in enumerate(range(0, data_config.num_clips, chunk_size)):

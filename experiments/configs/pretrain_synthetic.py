@@ -82,6 +82,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Share of clips that talk (AU25/AU26 oscillating every few frames) and how many frames
     # apart the other actions' random levels are (SynthFACS's talking_clips defaults: 0.8, 12).
     config.data.speech_probability = 0.8
+    # Per-frame sensor noise (1 = SynthFACS's default, std 0.01 gray levels).
+    config.data.sensor_noise = 1.0
     config.data.action_knot_spacing = 12.0
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
