@@ -10,7 +10,7 @@ from data_pipelines import synthetic
 from data_pipelines.synthetic import (
     AU_DISPLACEMENTS, AU_MOVED_GROUPS, AU_NAMES, EMOTION_AUS, LANDMARK_GROUPS, LANDMARK_NAMES,
     MICRO_MAX_INTENSITY, MICRO_MAX_PIXELS_AT_128, Nuisance, face_frame_landmarks, face_landmarks,
-    intensity_vector, me_clips, render_faces, sample_identities, talking_clips)
+    expression_bursts, intensity_vector, me_clips, render_faces, sample_identities, talking_clips)
 from data_pipelines.synthetic import raster
 
 NUM_AUS = len(AU_NAMES)
@@ -340,3 +340,46 @@ def test_talking_clips_speech_and_action_tempo_are_settable():
         talking_clips(0, 1, 4, 16, action_knot_spacing=0.0)
     with pytest.raises(ValueError, match="speech_probability"):
         talking_clips(0, 1, 4, 16, speech_probability=1.5)
+
+
+def test_expression_bursts_rise_from_rest_to_an_apex_and_come_back():
+    levels = expression_bursts(np.random.default_rng(0), 200, 40, 14, 1)
+    assert levels.shape == (200, 14, 40) and levels.min() >= 0.0 and levels.max() <= 1.0
+    active = levels.max(axis=-1) > 0
+    assert active.sum(-1).max() <= 3 and active.sum(-1).mean() > 1.5  # 1-3 actions a burst
+    # bursts wholly inside the clip: rest at both ends, apex 0.5-1.0 reached 1-3 frames
+    # after leaving rest (onsets of 2-4 frames), all actions of a burst in step
+    inside = (levels[:, :, 0].max(-1) == 0) & (levels[:, :, -1].max(-1) == 0) & active.any(-1)
+    assert inside.sum() > 50
+    for clip in np.flatnonzero(inside):
+        curves = levels[clip][active[clip]]
+        assert 0.5 - 1e-6 <= curves.max(-1).min() and curves.max() <= 1.0
+        first = np.argmax(curves > 0, axis=-1)
+        peak = np.argmax(curves, axis=-1)
+        assert len(set(first)) == 1 and len(set(peak)) == 1, clip
+        assert 1 <= peak[0] - first[0] <= 3, (clip, first, peak)
+
+
+def test_talking_clips_bursts_make_large_action_changes_between_nearby_frames():
+    face = [a for a in range(NUM_AUS) if AU_NAMES[a] not in ("AU25", "AU26")]
+
+    def large_change_share(**kwargs):
+        au = talking_clips(3, 40, 16, 16, speech_probability=0.0, **kwargs)["au_intensities"]
+        change = np.abs(au[:, 6:, face] - au[:, :-6, face])  # pairs 6 frames apart
+        return float((change > 0.5).mean())
+
+    assert large_change_share(bursts_per_clip=2) > 3 * large_change_share()
+    with pytest.raises(ValueError, match="bursts_per_clip"):
+        talking_clips(0, 1, 4, 16, bursts_per_clip=-1)
+
+
+def test_talking_clips_placement_moves_each_clip_but_not_its_frames():
+    still = dict(nuisance=Nuisance.none(), drift=0.0, speech_probability=0.0, active_aus=(0, 0))
+    centred = talking_clips(2, 6, 3, 48, **still)
+    placed = talking_clips(2, 6, 3, 48, placement=3.0, **still)
+    np.testing.assert_array_equal(centred["au_intensities"], placed["au_intensities"])
+    moved = np.abs(placed["frames"] - centred["frames"]).mean(axis=(1, 2, 3, 4))
+    assert (moved > 0.005).all(), moved  # every clip's face is somewhere else...
+    assert np.abs(np.diff(placed["frames"], axis=1)).max() < 1e-6  # ...and stays there
+    with pytest.raises(ValueError, match="placement"):
+        talking_clips(0, 1, 4, 16, placement=-1.0)

@@ -288,22 +288,49 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], num_frames: i
     return knots[..., index] * (1 - weight) + knots[..., index + 1] * weight
 
 
+def expression_bursts(rng: np.random.Generator, num_clips: int, num_frames: int,
+                      num_actions: int, bursts_per_clip: int) -> np.ndarray:
+    """[num_clips, num_actions, T] action levels in [0, 1] of ``bursts_per_clip`` expressions
+    per clip: each raises 1-3 actions together from rest to an apex of 0.5-1.0 in 2-4
+    frames, holds 1-6 frames and releases in 2-6 frames (bursts may overlap; levels add
+    and saturate at 1). Unlike ``smooth_noise`` levels, a pair of frames a few apart often
+    spans a whole onset, as when a speaker smiles or frowns."""
+    levels = np.zeros((num_clips, num_actions, num_frames), np.float32)
+    t = np.arange(num_frames)
+    for clip in range(num_clips):
+        for _ in range(bursts_per_clip):
+            rise, hold, fall = rng.integers(2, 5), rng.integers(1, 7), rng.integers(2, 7)
+            onset = rng.integers(-rise - hold, num_frames)  # may be under way at frame 0
+            shape = np.clip(np.minimum((t - onset) / rise,
+                                       (onset + rise + hold + fall - t) / fall), 0.0, 1.0)
+            shape = 0.5 - 0.5 * np.cos(np.pi * shape)  # smooth start and end
+            actions = rng.choice(num_actions, size=int(rng.integers(1, 4)), replace=False)
+            apex = rng.uniform(0.5, 1.0, (len(actions), 1))
+            levels[clip, actions] += apex * shape
+    return np.minimum(levels, 1.0)
+
+
 SPEECH_AUS = ("AU25", "AU26")
 
 
 def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                   num_identities: int | None = None, nuisance: Nuisance | None = None,
                   active_aus: tuple[int, int] = (2, 5), speech_probability: float = 0.8,
-                  drift: float = 1.0, action_knot_spacing: float = 12.0) -> dict[str, np.ndarray]:
+                  drift: float = 1.0, action_knot_spacing: float = 12.0,
+                  bursts_per_clip: int = 0, placement: float = 0.0) -> dict[str, np.ndarray]:
     """Talking-face clips for tokenizer pretraining; deterministic per ``seed``.
 
     Each clip shows one identity with ``active_aus`` (min, max) random non-mouth action
     units following smooth random trajectories (a new random level every
     ``action_knot_spacing`` frames: smaller values make actions come and go faster),
-    speech-like AU25/AU26 mouth motion (2-6 openings per second at 25 fps) with
+    ``bursts_per_clip`` expressions on top (see ``expression_bursts``), speech-like AU25/AU26 mouth motion (2-6 openings per second at 25 fps) with
     probability ``speech_probability``, a slow head
     drift (scaled by ``drift``; 0 = the head stays put) and the clip's own light;
     ``nuisance`` (default ``Nuisance()``) adds frame-to-frame jitter and sensor noise.
+    ``placement`` > 0 puts each clip's head at its own fixed offset (translation, rotation,
+    scale), drawn with ``placement`` times the default ``Nuisance()`` jitter stds (whatever
+    ``nuisance`` says, as jitter may be off): the face is not at
+    the same spot in every clip, yet a clip's frames do not move against each other.
 
     Returns ``frames`` [N, T, H, W, 1] float32, ``au_intensities`` [N, T, A] float32 and
     ``identity`` [N] int32 (row of ``sample_identities(seed, num_identities)``, default one
@@ -317,6 +344,10 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     if action_knot_spacing <= 0:
         raise ValueError(f"talking_clips: action_knot_spacing must be > 0, got "
                          f"{action_knot_spacing}")
+    if placement < 0:
+        raise ValueError(f"talking_clips: placement must be >= 0, got {placement}")
+    if bursts_per_clip < 0:
+        raise ValueError(f"talking_clips: bursts_per_clip must be >= 0, got {bursts_per_clip}")
     if not 0.0 <= speech_probability <= 1.0:
         raise ValueError(f"talking_clips: speech_probability must be in [0, 1], got "
                          f"{speech_probability}")
@@ -340,6 +371,9 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
             curve = 1.3 * trajectories[c, k]
             curve += max(0.0, 0.5 - curve.max())  # a chosen action shows at least once
             au[c, :, face_aus[k]] = np.clip(curve, 0, 1) * peak[c, k, 0]
+    if bursts_per_clip:  # drawn after the smooth curves: clips without bursts stay as they were
+        bursts = expression_bursts(rng, num_clips, num_frames, len(face_aus), bursts_per_clip)
+        au[:, :, face_aus] = np.minimum(au[:, :, face_aus] + bursts.transpose(0, 2, 1), 1.0)
     # speech: a jaw oscillation at 0.08-0.24 cycles per frame under a smooth envelope
     t = np.arange(num_frames)
     frequency = rng.uniform(0.08, 0.24, (num_clips, 1))
@@ -357,6 +391,11 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     strength = rng.uniform(0, nuisance.illumination, num_clips)
     light = np.stack([rng.uniform(*nuisance.brightness, num_clips), strength * np.cos(angle),
                       strength * np.sin(angle)], 1)
+    if placement:  # drawn last: clips without a placement stay as they were
+        jitter = Nuisance()
+        placement_std = placement * np.array([jitter.translation_std, jitter.translation_std,
+                                              jitter.rotation_std, jitter.scale_std])
+        pose = pose + (rng.standard_normal((num_clips, 4)) * placement_std)[:, None, :]
     frames = render_faces(
         identities.take(np.repeat(identity, num_frames)), au.reshape(-1, NUM_AUS), size=size,
         pose=pose.reshape(-1, 4), nuisance=nuisance, seed=seed,

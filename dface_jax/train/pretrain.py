@@ -243,7 +243,9 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
                                      drift=data_config.get("pose_drift", 1.0),
                                      speech_probability=data_config.get("speech_probability", 0.8),
                                      action_knot_spacing=data_config.get("action_knot_spacing",
-                                                                         12.0))
+                                                                         12.0),
+                                     bursts_per_clip=data_config.get("bursts_per_clip", 0),
+                                     placement=data_config.get("head_placement", 0.0))
             yield from rendered["frames"]
 
     write_clip_shards(clips(), out_dir, clips_per_shard=data_config.clips_per_shard)

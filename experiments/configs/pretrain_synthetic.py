@@ -90,6 +90,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Per-frame sensor noise (1 = SynthFACS's default, std 0.01 gray levels).
     config.data.sensor_noise = 1.0
     config.data.action_knot_spacing = 12.0
+    # Expressions per clip that rise from rest to an apex of 0.5-1.0 within 2-4 frames
+    # (SynthFACS's expression_bursts; 0 = only the smooth random actions above).
+    config.data.bursts_per_clip = 0
+    # A fixed head offset per clip, in units of SynthFACS's default jitter stds (0 = every
+    # training face at the same spot, unlike the eval's jittered faces).
+    config.data.head_placement = 0.0
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
     config.data.min_gap = 2
