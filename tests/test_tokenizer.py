@@ -349,6 +349,35 @@ def test_change_weighted_loss_counts_the_moved_pixels_more():
         tok.TokenizerConfig(recon_change_weight=-1.0)
 
 
+def test_pair_balanced_loss_weighs_each_pair_by_its_inverse_copy_error():
+    rng = np.random.default_rng(0)
+    source = jnp.asarray(rng.uniform(size=(3, 4, 4, 1)), jnp.float32)
+    motion = np.array([0.5, 0.1, 0.0], np.float32)[:, None, None, None]  # big, small, still
+    driving = source + jnp.asarray(motion * rng.normal(size=(3, 4, 4, 1)), jnp.float32)
+    recon = driving + jnp.asarray(0.05 * rng.normal(size=(3, 4, 4, 1)), jnp.float32)
+    vq_losses = {"vq": jnp.float32(0.0), "codebook": jnp.float32(0.0),
+                 "commitment": jnp.float32(0.0)}
+    floor = 1e-3
+    # reference in numpy: pair errors weighted by 1 / (copy error + floor)
+    copy = np.square(np.asarray(source) - np.asarray(driving)).mean(axis=(1, 2, 3))
+    error = np.square(np.asarray(recon) - np.asarray(driving)).mean(axis=(1, 2, 3))
+    weight = 1.0 / (copy + floor)
+    balanced = tok.tokenizer_losses(recon, driving, vq_losses, "mse", source=source,
+                                    pair_floor=floor)["recon"]
+    np.testing.assert_allclose(balanced, np.sum(weight * error) / np.sum(weight), rtol=1e-5)
+    weights = np.asarray(tok.pair_weights(source, driving, floor))
+    assert weights.shape == (3, 1, 1, 1)
+    np.testing.assert_allclose(weights.mean(), 1.0, rtol=1e-6)
+    assert weights[0] < weights[1] < weights[2]  # the bigger the motion, the smaller the weight
+    # the still pair's weight is bounded by the floor: 1/floor against the mean inverse
+    np.testing.assert_allclose(weights[2, 0, 0, 0], (1 / (copy[2] + floor)) / weight.mean(),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="needs the source"):
+        tok.tokenizer_losses(recon, driving, vq_losses, "mse", pair_floor=floor)
+    with pytest.raises(ValueError, match="recon_pair_floor must be >= 0"):
+        tok.TokenizerConfig(recon_pair_floor=-1.0)
+
+
 def test_still_pair_reference_gives_a_still_face_zero_action(tiny_params):
     """With still_pair_reference the latent of (source, source) is exactly zero (one code
     for every position), and a moving pair's latent is its plain latent minus the still

@@ -40,6 +40,16 @@ loss is dominated by the unchanged face. ``recon_change_weight`` = w > 0 weighs 
 pixel's error by ``1 + w * |driving - source|`` (normalised so the weights average 1 over
 the batch); w = 0 (the released default) is the plain mean.
 
+Pair-balanced loss. The pixel loss of a pair grows with the square of how far the face
+moved, so a batch's gradient is led by its big motions (a jaw drop moves ~20x the squared
+pixels of a lip-corner pull) and the small actions are learned last.
+``recon_pair_floor`` = f > 0 weighs each pair by ``1 / (copy error + f)``, where the copy
+error is the loss of the source frame itself against the driving frame (the weights are
+normalised to average 1 over the batch): every pair that moved then counts about the
+same, and f (about the sensor noise's share of the copy error) keeps pairs that did not
+move from dominating. 0 (the released default) is off. It combines with the change
+weights.
+
 Token layout. The release reshapes its (B*16, 32) quantized codes to (B, 32, 16) and
 transposes, instead of (B, 16, 32): decoder context row j becomes (code_0[j],
 code_0[16+j], code_1[j], code_1[16+j], ..., code_15[16+j]), so every code is spread over
@@ -119,6 +129,7 @@ class TokenizerConfig:
     ema_decay: float = 0.99
     recon_loss: str = "mse"
     recon_change_weight: float = 0.0  # 0 = plain pixel loss (released); see the docstring
+    recon_pair_floor: float = 0.0  # > 0: pair-balanced loss with this floor; see the docstring
     # The decoder predicts driving - source (see the docstring). False = the release, and
     # the default so that the released flags alone still describe the released model;
     # experiments/configs/pretrain_synthetic.py turns it on.
@@ -144,6 +155,8 @@ class TokenizerConfig:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
         if self.recon_change_weight < 0:
             raise ValueError(f"recon_change_weight must be >= 0, got {self.recon_change_weight}")
+        if self.recon_pair_floor < 0:
+            raise ValueError(f"recon_pair_floor must be >= 0, got {self.recon_pair_floor}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
         _ = self.num_downsamples  # raises if the patch grid cannot reach the action grid
@@ -389,7 +402,8 @@ class ActionTokenizer(nn.Module):
             source, self.codes_to_action_vectors(quantized["quantized"]))
         losses = tokenizer_losses(recon, driving, quantized["losses"], self.config.recon_loss,
                                   source=source,
-                                  change_weight=self.config.recon_change_weight)
+                                  change_weight=self.config.recon_change_weight,
+                                  pair_floor=self.config.recon_pair_floor)
         return {
             "recon": recon,
             "action_tokens": quantized["indices"],
@@ -401,19 +415,23 @@ class ActionTokenizer(nn.Module):
         }
 
 
+def pixel_errors(recon: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
+    """Squared (``"mse"``) or absolute (``"l1"``) error of every pixel, float32."""
+    error = recon.astype(jnp.float32) - target.astype(jnp.float32)
+    if kind == "mse":
+        return jnp.square(error)
+    if kind == "l1":
+        return jnp.abs(error)
+    raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {kind!r}")
+
+
 def reconstruction_loss(recon: jax.Array, target: jax.Array, kind: str = "mse",
                         weights: jax.Array | None = None) -> jax.Array:
     """Mean squared (``"mse"``) or absolute (``"l1"``) error over all pixels: scalar.
 
     ``weights`` (broadcastable to ``recon``) gives a weighted mean, sum(w * e) / sum(w).
     """
-    error = recon.astype(jnp.float32) - target.astype(jnp.float32)
-    if kind == "mse":
-        per_pixel = jnp.square(error)
-    elif kind == "l1":
-        per_pixel = jnp.abs(error)
-    else:
-        raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {kind!r}")
+    per_pixel = pixel_errors(recon, target, kind)
     if weights is None:
         return jnp.mean(per_pixel)
     weights = jnp.broadcast_to(weights.astype(jnp.float32), per_pixel.shape)
@@ -427,20 +445,37 @@ def change_weights(source: jax.Array, driving: jax.Array, change_weight: float) 
     return jax.lax.stop_gradient(1.0 + change_weight * change)
 
 
+def pair_weights(source: jax.Array, driving: jax.Array, floor: float,
+                 kind: str = "mse") -> jax.Array:
+    """Per-pair loss weights [B, 1, 1, 1] proportional to ``1 / (copy error + floor)``
+    (the copy error is ``kind``'s mean error of the source against the driving frame),
+    normalised to average 1 over the batch (constants: no gradient flows into them)."""
+    copy_error = jnp.mean(pixel_errors(source, driving, kind).reshape(source.shape[0], -1), -1)
+    inverse = 1.0 / (copy_error + floor)
+    weights = inverse / jnp.mean(inverse)
+    return jax.lax.stop_gradient(weights.reshape(-1, *([1] * (source.ndim - 1))))
+
+
 def tokenizer_losses(recon: jax.Array, driving: jax.Array, vq_losses: dict[str, jax.Array],
                      recon_loss: str = "mse", *, source: jax.Array | None = None,
-                     change_weight: float = 0.0) -> dict[str, jax.Array]:
+                     change_weight: float = 0.0, pair_floor: float = 0.0
+                     ) -> dict[str, jax.Array]:
     """The tokenizer's losses: ``recon``, the quantizer's ``vq`` (= ``codebook`` +
     ``commitment``), and ``total`` = recon + vq, the scalar a train step minimises.
 
     ``change_weight`` > 0 (needs ``source``) weighs the reconstruction error of each pixel
-    by :func:`change_weights`, so the pixels the action moved count more.
+    by :func:`change_weights`, so the pixels the action moved count more; ``pair_floor``
+    > 0 (needs ``source``) weighs each pair by :func:`pair_weights`.
     """
     weights = None
+    if (change_weight or pair_floor) and source is None:
+        raise ValueError("tokenizer_losses: change_weight > 0 or pair_floor > 0 needs the "
+                         "source frames")
     if change_weight:
-        if source is None:
-            raise ValueError("tokenizer_losses: change_weight > 0 needs the source frames")
         weights = change_weights(source, driving, change_weight)
+    if pair_floor:
+        balance = pair_weights(source, driving, pair_floor, recon_loss)
+        weights = balance if weights is None else weights * balance
     recon_value = reconstruction_loss(recon, driving, recon_loss, weights)
     return {"recon": recon_value, "vq": vq_losses["vq"], "codebook": vq_losses["codebook"],
             "commitment": vq_losses["commitment"], "total": recon_value + vq_losses["vq"]}
