@@ -1,7 +1,7 @@
 """The quickstart at CPU scale: the whole method on SynthFACS in minutes on 2 CPU cores.
 
 ``dface-jax quickstart --out DIR`` (``--size small``, the default) uses this file.
-Choices, all to fit a budget of minutes on a 2-core CPU (12.2 min measured), none tuned to
+Choices, all to fit a budget of minutes on a 2-core CPU (12.0 min measured), none tuned to
 the results table:
   * 64 px gray frames everywhere (SynthFACS renders, the TFDS build, the tokenizer);
   * the tokenizer of ``pretrain_synthetic.py`` as it is (1600 steps of batch 16 on 768
