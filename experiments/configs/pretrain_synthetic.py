@@ -67,10 +67,12 @@ with them the same model reached 0.39-0.51 for anger, fear, surprise, brow_lower
 jaw, 0.75 for brow_raise, 0.86-0.88 for sadness and disgust, and still ~1.0 for happiness
 and the lip-corner pull (AU12: the smallest action, 0.0001 squared change, under the
 sensor noise between two frames). Training faces all sit at one spot (no jitter, no
-drift) while the eval's talking faces are jittered by about a pixel (and lit and noised),
-and the talking eval's transfer ratio is 0.79 against 0.61 on clean faces; but giving
-each training clip its own fixed head placement made both worse within 1600 steps (rows
-19-20), so it stays off. Balancing the loss over pairs (row 21: each pair weighed by 1 / (its copy
+drift) while the eval's talking faces are jittered by about a pixel (and lit and noised):
+the default's transfer ratio is 0.79 on talking faces and 0.61 on clean ones, and with
+one nuisance at a time it is 0.76 with the jitter alone, 0.62 with the light alone and
+0.65 with the sensor noise alone (probe 0.80, 0.91, 0.875): a sub-pixel head offset
+costs the most. Giving each training clip its own fixed head placement made both evals
+worse within 1600 steps (rows 19-20), so it stays off. Balancing the loss over pairs (row 21: each pair weighed by 1 / (its copy
 error + 5e-4), so a small action's pair counts about as much as a jaw drop's) brought
 happiness to 0.92, sadness to 0.83 and brow_lower to 0.40, but the lip-corner pull stayed at
 1.09 and the transfer ratio and the probe were worse; it stays off. Telling the decoder's
