@@ -136,6 +136,12 @@ def test_eval_tokenizer_writes_the_report(tiny_run, tmp_path):
     assert 0.0 < report["changed_pixel_fraction"] < 0.5
     assert report["changed_unchanged_l1"] > 0.02 > report["unchanged_l1"]
     assert 0.0 <= report["still_pair_l1"] < 1.0 and 0.0 < report["changed_recon_l1"] < 1.0
+    # The micro section scores the same people with every action at a quarter intensity:
+    # fewer pixels move, and by less.
+    micro = report["micro"]
+    assert micro["intensity"] == 0.25 and report["intensity"] == 1.0
+    assert 0.0 < micro["changed_pixel_fraction"] < report["changed_pixel_fraction"]
+    assert 0.0 <= micro["action_probe_accuracy"] <= 1.0 and micro["transfer_error_ratio"] > 0
 
 
 class _TinyAutoencoder(nn.Module):

@@ -360,6 +360,17 @@ def test_expression_bursts_rise_from_rest_to_an_apex_and_come_back():
         assert 1 <= peak[0] - first[0] <= 3, (clip, first, peak)
 
 
+def test_expression_bursts_apex_range_sets_the_peak_levels():
+    levels = expression_bursts(np.random.default_rng(1), 300, 40, 14, 1, apex_range=(0.1, 0.3))
+    inside = (levels[:, :, 0].max(-1) == 0) & (levels[:, :, -1].max(-1) == 0)
+    peaks = levels[inside].max(-1)
+    peaks = peaks[peaks > 0]
+    assert peaks.size > 100 and peaks.min() >= 0.1 - 1e-6 and peaks.max() <= 0.3 + 1e-6
+    assert np.ptp(peaks) > 0.15  # drawn across the range, not at one level
+    with pytest.raises(ValueError, match="apex_range"):
+        expression_bursts(np.random.default_rng(1), 2, 10, 14, 1, apex_range=(0.6, 0.4))
+
+
 def test_talking_clips_bursts_make_large_action_changes_between_nearby_frames():
     face = [a for a in range(NUM_AUS) if AU_NAMES[a] not in ("AU25", "AU26")]
 

@@ -289,12 +289,17 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], num_frames: i
 
 
 def expression_bursts(rng: np.random.Generator, num_clips: int, num_frames: int,
-                      num_actions: int, bursts_per_clip: int) -> np.ndarray:
+                      num_actions: int, bursts_per_clip: int,
+                      apex_range: tuple[float, float] = (0.5, 1.0)) -> np.ndarray:
     """[num_clips, num_actions, T] action levels in [0, 1] of ``bursts_per_clip`` expressions
-    per clip: each raises 1-3 actions together from rest to an apex of 0.5-1.0 in 2-4
-    frames, holds 1-6 frames and releases in 2-6 frames (bursts may overlap; levels add
-    and saturate at 1). Unlike ``smooth_noise`` levels, a pair of frames a few apart often
-    spans a whole onset, as when a speaker smiles or frowns."""
+    per clip: each raises 1-3 actions together from rest to an apex drawn uniformly from
+    ``apex_range`` in 2-4 frames, holds 1-6 frames and releases in 2-6 frames (bursts may
+    overlap; levels add and saturate at 1). Unlike ``smooth_noise`` levels, a pair of frames
+    a few apart often spans a whole onset, as when a speaker smiles or frowns."""
+    low, high = apex_range
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"expression_bursts: apex_range must satisfy 0 < low <= high <= 1, "
+                         f"got {apex_range}")
     levels = np.zeros((num_clips, num_actions, num_frames), np.float32)
     t = np.arange(num_frames)
     for clip in range(num_clips):
@@ -305,7 +310,7 @@ def expression_bursts(rng: np.random.Generator, num_clips: int, num_frames: int,
                                        (onset + rise + hold + fall - t) / fall), 0.0, 1.0)
             shape = 0.5 - 0.5 * np.cos(np.pi * shape)  # smooth start and end
             actions = rng.choice(num_actions, size=int(rng.integers(1, 4)), replace=False)
-            apex = rng.uniform(0.5, 1.0, (len(actions), 1))
+            apex = rng.uniform(low, high, (len(actions), 1))
             levels[clip, actions] += apex * shape
     return np.minimum(levels, 1.0)
 
@@ -317,15 +322,16 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                   num_identities: int | None = None, nuisance: Nuisance | None = None,
                   active_aus: tuple[int, int] = (2, 5), speech_probability: float = 0.8,
                   drift: float = 1.0, action_knot_spacing: float = 12.0,
-                  bursts_per_clip: int = 0, placement: float = 0.0) -> dict[str, np.ndarray]:
+                  bursts_per_clip: int = 0, burst_apex: tuple[float, float] = (0.5, 1.0),
+                  placement: float = 0.0) -> dict[str, np.ndarray]:
     """Talking-face clips for tokenizer pretraining; deterministic per ``seed``.
 
     Each clip shows one identity with ``active_aus`` (min, max) random non-mouth action
     units following smooth random trajectories (a new random level every
     ``action_knot_spacing`` frames: smaller values make actions come and go faster),
-    ``bursts_per_clip`` expressions on top (see ``expression_bursts``), speech-like AU25/AU26 mouth motion (2-6 openings per second at 25 fps) with
-    probability ``speech_probability``, a slow head
-    drift (scaled by ``drift``; 0 = the head stays put) and the clip's own light;
+    ``bursts_per_clip`` expressions on top with apexes in ``burst_apex`` (see
+    ``expression_bursts``), speech-like AU25/AU26 mouth motion (2-6 openings per second at
+    25 fps) with probability ``speech_probability``, a slow head drift (scaled by ``drift``; 0 = the head stays put) and the clip's own light;
     ``nuisance`` (default ``Nuisance()``) adds frame-to-frame jitter and sensor noise.
     ``placement`` > 0 puts each clip's head at its own fixed offset (translation, rotation,
     scale), drawn with ``placement`` times the default ``Nuisance()`` jitter stds (whatever
@@ -372,7 +378,8 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
             curve += max(0.0, 0.5 - curve.max())  # a chosen action shows at least once
             au[c, :, face_aus[k]] = np.clip(curve, 0, 1) * peak[c, k, 0]
     if bursts_per_clip:  # drawn after the smooth curves: clips without bursts stay as they were
-        bursts = expression_bursts(rng, num_clips, num_frames, len(face_aus), bursts_per_clip)
+        bursts = expression_bursts(rng, num_clips, num_frames, len(face_aus), bursts_per_clip,
+                                    apex_range=tuple(burst_apex))
         au[:, :, face_aus] = np.minimum(au[:, :, face_aus] + bursts.transpose(0, 2, 1), 1.0)
     # speech: a jaw oscillation at 0.08-0.24 cycles per frame under a smooth envelope
     t = np.arange(num_frames)

@@ -37,5 +37,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                 "transfer_error_ratio"):
         print(f"{key:>22}: {report[key]:.4g}" if isinstance(report[key], float)
               else f"{key:>22}: {report[key]}")
+    if "micro" in report:
+        micro = report["micro"]
+        print(f"at micro intensity {micro['intensity']:g}: action_probe_accuracy "
+              f"{micro['action_probe_accuracy']:.4g}, transfer_error_ratio "
+              f"{micro['transfer_error_ratio']:.4g}")
     print(f"wrote {out}")
     return 0

@@ -109,6 +109,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Expressions per clip that rise from rest to an apex of 0.5-1.0 within 2-4 frames
     # (SynthFACS's expression_bursts; 0 = only the smooth random actions above).
     config.data.bursts_per_clip = 2
+    # The range the bursts' apex intensities are drawn from (uniformly).
+    config.data.burst_apex = (0.5, 1.0)
     # A fixed head offset per clip, in units of SynthFACS's default jitter stds (0 = every
     # training face at the same spot, unlike the eval's jittered faces).
     config.data.head_placement = 0.0
@@ -163,6 +165,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.num_identities = 24
     config.eval.probe_train_identities = 16
     config.eval.intensity = 1.0
+    # Also score probe and transfer at a micro-expression's intensity (SynthFACS's ME sets
+    # peak at 0.14-0.3); 0 = skip.
+    config.eval.micro_intensity = 0.25
     config.eval.nuisance = "talking"  # "clean" or "talking" (the training clips' nuisance)
     config.eval.batch_size = 64
 
