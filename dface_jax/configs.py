@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import importlib.util
 import json
+import os
 import pathlib
 from typing import Any
 
@@ -96,8 +97,14 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collecti
 
 
 def save_config(config: ml_collections.ConfigDict, path: str | pathlib.Path) -> None:
-    """Writes the config as JSON, so a workdir can be loaded without the config file."""
-    pathlib.Path(path).write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+    """Writes the config as JSON, so a workdir can be loaded without the config file.
+
+    Written to a temporary file and renamed over ``path``: a job killed mid-write leaves the
+    previous config whole."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(temporary, path)
 
 
 def read_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:

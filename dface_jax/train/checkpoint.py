@@ -99,21 +99,66 @@ class Checkpointer:
 def save_params(workdir: str | pathlib.Path, params: Any, config: Any = None, *,
                 step: int = 0) -> pathlib.Path:
     """Writes ``config.json`` (if a config is given) and a checkpoint whose ``state`` item is
-    ``{"params": params}``; for imported or hand-made weights. Returns the checkpoint dir."""
+    ``{"params": params}``; for imported or hand-made weights. Returns the checkpoint dir.
+
+    Writing a step that exists (a LOSO sweep re-run into its workdir) replaces it without a
+    moment where neither version is on disk: see :func:`_replace_step`.
+    """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if config is not None:
         save_config(config, workdir / "config.json")
+    _finish_interrupted_replace(checkpoint_dir(workdir))
+    if (checkpoint_dir(workdir) / str(step)).exists():
+        _replace_step(workdir, params, step)
+    else:
+        _save_params_step(workdir, params, step)
+    return checkpoint_dir(workdir)
+
+
+REPLACED_SUFFIX = ".replaced"  # Orbax lists only integer step names, so it skips these
+STAGING_DIR = ".replacing"
+
+
+def _save_params_step(workdir: pathlib.Path, params: Any, step: int) -> None:
     checkpointer = Checkpointer(workdir, max_to_keep=1, with_data=False)
     try:
-        # Writing again into a workdir (a re-run LOSO sweep) replaces that step's params;
-        # Orbax refuses to save over an existing step.
-        if step in checkpointer.all_steps():
-            checkpointer.manager.delete(step)
         checkpointer.save(step, {"params": params}, force=True)
     finally:
         checkpointer.close()
-    return checkpoint_dir(workdir)
+
+
+def _replace_step(workdir: pathlib.Path, params: Any, step: int) -> None:
+    """Orbax refuses to save over an existing step, and deleting it first would lose it if
+    the job died before the new one was written. So the new step is written in full under
+    ``workdir/.replacing``, the old one renamed to ``<step>.replaced``, the new one renamed
+    into place, and only then the old one removed. A job killed between the two renames
+    leaves ``<step>.replaced``, which :func:`_finish_interrupted_replace` puts back."""
+    import shutil
+
+    staging = workdir / STAGING_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    _save_params_step(staging, params, step)
+    directory = checkpoint_dir(workdir)
+    current, aside = directory / str(step), directory / f"{step}{REPLACED_SUFFIX}"
+    current.rename(aside)
+    (checkpoint_dir(staging) / str(step)).rename(current)
+    shutil.rmtree(aside)
+    shutil.rmtree(staging)
+
+
+def _finish_interrupted_replace(directory: pathlib.Path) -> None:
+    """Undoes or completes a :func:`_replace_step` that a killed job left half done."""
+    import shutil
+
+    if not directory.exists():
+        return
+    for aside in directory.glob(f"*{REPLACED_SUFFIX}"):
+        current = directory / aside.name[:-len(REPLACED_SUFFIX)]
+        if current.exists():  # the new step made it into place: the old one can go
+            shutil.rmtree(aside)
+        else:
+            aside.rename(current)
 
 
 def restore_state_to_host(workdir: str | pathlib.Path, step: int | None = None) -> dict:
@@ -126,6 +171,7 @@ def restore_state_to_host(workdir: str | pathlib.Path, step: int | None = None) 
     directory = checkpoint_dir(workdir)
     if not directory.exists():
         raise FileNotFoundError(f"{directory} does not exist: {workdir} holds no checkpoints")
+    _finish_interrupted_replace(directory)
     manager = ocp.CheckpointManager(
         directory, options=ocp.CheckpointManagerOptions(create=False),
         item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler()})
