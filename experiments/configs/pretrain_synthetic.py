@@ -43,6 +43,12 @@ without expression bursts and with speech in 80 % of the clips.
   | this default + head placement 2 | 1600 | 0.7375 | 0.855 | 0.1005 |
   | R, 3 bursts, speech in 30 %, head placement 2 | 1600 | 0.75 | 0.877 | 0.1015 |
   | this default + recon_pair_floor 5e-4 (pair-balanced loss) | 1600 | 0.7375 | 0.838 | 0.0970 |
+  | this default, longer | 3200 | 0.75 | 0.823 | 0.0917 |
+  | this default + head placement 1 | 1600 | 0.825 | 0.783 | 0.0952 |
+  | this default + burst apexes 0.1-1.0 (``data.burst_apex``) | 1600 | 0.7875 | 0.819 | 0.0948 |
+  | row 24 with 3 bursts per clip | 1600 | 0.7625 | 0.842 | 0.0986 |
+  | this default, 3072 clips instead of 768 | 1600 | 0.70 | 0.810 | 0.0960 |
+  | this default + decoder_depth 4 | 1600 | 0.6875 | 0.831 | 0.0986 |
 
 The default: recon_l1 0.0093 (copying the source: 0.0046; the decoder's small
 everywhere-changes cost more L1 than they gain on the action's pixels), still_pair_l1
@@ -51,6 +57,23 @@ everywhere-changes cost more L1 than they gain on the action's pixels), still_pa
 8.5 min. The probe and transfer targets are NOT met. Each row is one run with one seed;
 the probe is scored on 80 pairs (8 people x 10 actions), so one run's probe moves by about
 +-0.1.
+
+At a micro-expression's intensity (``eval.micro_intensity`` 0.25; SynthFACS's ME sets
+peak at 0.14-0.3) the default scores probe 0.675 and transfer ratio 1.12: its tokens
+carry an action at that size only weakly, and decoding them on another face is worse
+than leaving the face alone. Rows 22-27 score 0.49-0.58 and 1.10-1.16 there. Drawing the
+bursts' apexes down to 0.1 (rows 24-25), meant to show the tokenizer small actions, did
+not help at either intensity.
+
+What bounds the transfer ratio. Decoding each held-out person's tokens on their own
+neutral face (no identity swap) already leaves 0.72 of the error of copying the source
+at intensity 1 (0.58 on clean faces) and 0.92 at intensity 0.25 (0.63 clean), against a
+transfer ratio of 0.79: swapping the identity costs ~0.07, the reconstruction itself the
+rest. Decoding a still pair changes the face by 0.05 of an action's copy error at
+intensity 1, 0.23 at 0.25 (the decoder's floor). Training longer (row 22) lowered the
+self ratio to 0.69 but raised the transfer ratio to 0.82: the tokens picked up more of
+the person. A deeper decoder (row 27) lowered the still-pair floor (0.034) but not the
+self ratio (0.76), and more training people (row 26) changed nothing at this budget.
 
 Where the error was, and what the bursts changed. With the smooth random actions alone,
 a pair of frames 2-10 apart changes a non-mouth action by more than 0.6 in about 1 % of
