@@ -61,7 +61,7 @@ the probe is scored on 80 pairs (8 people x 10 actions), so one run's probe move
 At a micro-expression's intensity (``eval.micro_intensity`` 0.25; SynthFACS's ME sets
 peak at 0.14-0.3) the default scores probe 0.675 and transfer ratio 1.12: its tokens
 carry an action at that size only weakly, and decoding them on another face is worse
-than leaving the face alone. Rows 22-27 score 0.49-0.58 and 1.10-1.16 there. Drawing the
+than leaving the face alone. Rows 22-27 score 0.49-0.65 and 1.10-1.16 there. Drawing the
 bursts' apexes down to 0.1 (rows 24-25), meant to show the tokenizer small actions, did
 not help at either intensity.
 
