@@ -19,7 +19,8 @@ __all__ = [
     "AU_DESCRIPTIONS", "AU_DISPLACEMENTS", "AU_MOVED_GROUPS", "AU_NAMES", "COMPOSITE_LABELS",
     "DATASET_NUISANCE", "EMOTION_AUS", "Identities", "LANDMARK_GROUPS", "LANDMARK_NAMES",
     "ME_PRESETS", "MEClip", "MICRO_MAX_INTENSITY", "MICRO_MAX_PIXELS_AT_128", "Nuisance",
-    "dataset_specs", "expression_bursts", "face_frame_landmarks", "face_landmarks", "identity_action_grid",
+    "dataset_specs", "expression_bursts", "face_frame_landmarks", "face_landmarks",
+    "identity_action_grid",
     "intensity_vector", "load_me_clips_npz", "me_clips", "micro_profile", "neutral_landmarks",
     "render_faces", "sample_identities", "save_grid_png", "save_me_clips_npz", "talking_clips",
 ]

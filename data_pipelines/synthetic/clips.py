@@ -331,7 +331,8 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     ``action_knot_spacing`` frames: smaller values make actions come and go faster),
     ``bursts_per_clip`` expressions on top with apexes in ``burst_apex`` (see
     ``expression_bursts``), speech-like AU25/AU26 mouth motion (2-6 openings per second at
-    25 fps) with probability ``speech_probability``, a slow head drift (scaled by ``drift``; 0 = the head stays put) and the clip's own light;
+    25 fps) with probability ``speech_probability``, a slow head drift (scaled by ``drift``;
+    0 = the head stays put) and the clip's own light;
     ``nuisance`` (default ``Nuisance()``) adds frame-to-frame jitter and sensor noise.
     ``placement`` > 0 puts each clip's head at its own fixed offset (translation, rotation,
     scale), drawn with ``placement`` times the default ``Nuisance()`` jitter stds (whatever

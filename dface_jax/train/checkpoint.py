@@ -17,6 +17,7 @@ whatever device layout wrote them.
 from __future__ import annotations
 
 import pathlib
+import shutil
 from typing import Any
 
 import grain
@@ -134,8 +135,6 @@ def _replace_step(workdir: pathlib.Path, params: Any, step: int) -> None:
     ``workdir/.replacing``, the old one renamed to ``<step>.replaced``, the new one renamed
     into place, and only then the old one removed. A job killed between the two renames
     leaves ``<step>.replaced``, which :func:`_finish_interrupted_replace` puts back."""
-    import shutil
-
     staging = workdir / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     _save_params_step(staging, params, step)
@@ -149,8 +148,6 @@ def _replace_step(workdir: pathlib.Path, params: Any, step: int) -> None:
 
 def _finish_interrupted_replace(directory: pathlib.Path) -> None:
     """Undoes or completes a :func:`_replace_step` that a killed job left half done."""
-    import shutil
-
     if not directory.exists():
         return
     for aside in directory.glob(f"*{REPLACED_SUFFIX}"):
