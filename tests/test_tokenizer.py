@@ -426,3 +426,48 @@ def test_decoder_query_options_change_the_decoder_and_check_the_layout(tiny_para
                          - plain).max()) > 1e-5
     with pytest.raises(ValueError, match="clean token layout"):
         dataclasses.replace(TINY, decoder_action_grid=True, released_token_layout=True)
+
+
+def test_warp_frames_resamples_bilinearly_and_differentiates_in_the_displacement():
+    image = jax.random.uniform(jax.random.PRNGKey(7), (1, 6, 5, 2))
+    flow = lambda dy, dx: jnp.broadcast_to(jnp.array([dy, dx], jnp.float32), (1, 6, 5, 2))
+    np.testing.assert_allclose(tok.warp_frames(image, flow(0.0, 0.0)), image, atol=1e-6)
+    one_right = tok.warp_frames(image, flow(0.0, 1.0))
+    np.testing.assert_allclose(one_right[:, :, :-1], image[:, :, 1:], atol=1e-6)
+    np.testing.assert_allclose(one_right[:, :, -1], image[:, :, -1], atol=1e-6)  # clamped
+    half_down = tok.warp_frames(image, flow(0.5, 0.0))
+    np.testing.assert_allclose(half_down[:, :-1], (image[:, :-1] + image[:, 1:]) / 2, atol=1e-6)
+    # Between two pixels the output is linear in the offset, slope = their difference.
+    slope = jax.grad(lambda dx: tok.warp_frames(image, flow(0.0, dx))[0, 2, 1, 0])(0.3)
+    np.testing.assert_allclose(slope, image[0, 2, 2, 0] - image[0, 2, 1, 0], rtol=1e-5)
+
+
+def test_warping_decoder_moves_the_source_along_its_displacement(tiny_params):
+    """decoder_warp: output = warp(source, displacement) + change, both from the head."""
+    with pytest.raises(ValueError, match="needs predict_residual"):
+        dataclasses.replace(TINY, decoder_warp=True)
+    config = dataclasses.replace(TINY, decoder_warp=True, predict_residual=True)
+    params = tok.init_tokenizer(config, jax.random.PRNGKey(0))["params"]
+    patch_pixels = TINY.patch_size ** 2
+    assert params["to_pixels"]["kernel"].shape == (TINY.dim, (TINY.channels + 2) * patch_pixels)
+    source, vectors = _frames(TINY, 3), jax.random.normal(jax.random.PRNGKey(4), (2, 16, TINY.dim))
+
+    def decode_with_head(bias):  # a head that outputs `bias` whatever the tokens say
+        head = {"kernel": jnp.zeros_like(params["to_pixels"]["kernel"]), "bias": bias}
+        return tok.ActionTokenizer(config).apply(
+            {"params": {**params, "to_pixels": head}}, source, vectors,
+            method=tok.ActionTokenizer.decode_from_action_vectors)
+
+    bias = jnp.zeros_like(params["to_pixels"]["bias"])
+    np.testing.assert_allclose(decode_with_head(bias), source, atol=1e-6)
+    # Channel-major head: the change, then the row offsets, then the column offsets.
+    shifted = decode_with_head(bias.at[(TINY.channels + 1) * patch_pixels:].set(1.0))
+    np.testing.assert_allclose(shifted[:, :, :-1], source[:, :, 1:], atol=1e-6)
+    brighter = decode_with_head(bias.at[:patch_pixels].set(0.25))
+    np.testing.assert_allclose(brighter, source + 0.25, atol=1e-6)
+    # Training reaches the displacement channels of the head.
+    grads = jax.grad(lambda p: jnp.mean((tok.ActionTokenizer(config).apply(
+        {"params": p}, source, vectors, method=tok.ActionTokenizer.decode_from_action_vectors)
+        - jnp.roll(source, 1, axis=2)) ** 2))(params)
+    flow_grads = grads["to_pixels"]["kernel"][:, TINY.channels * patch_pixels:]
+    assert float(jnp.abs(flow_grads).sum()) > 0

@@ -78,6 +78,19 @@ can find the token that acts on its region only through what the face looks like
 patch lies in (token i is grid cell i in the clean layout), on top of the cross-attention.
 Both off by default (the release).
 
+Warping decoder. ``decoder_warp=True`` (needs ``predict_residual``) makes the head also
+output a displacement field (2 channels per pixel, in pixels: row and column offsets) and
+decodes ``warp(source, displacement) + change``: the source is resampled bilinearly at
+each pixel's displaced position, then the predicted change is added. A facial action
+moves the face's parts, so its pixel change is high-frequency (every edge that moves)
+while its displacement field is smooth; a residual-only decoder must paint each moved
+edge from the source's patch embedding, a warping one only says how far the region moved,
+and the source's own edges follow. Measured with the decoder alone conditioned on the
+*true* action intensities instead of tokens (SynthFACS, the default synthetic sizes,
+1600 / 6400 steps): squared error 0.52 / 0.335 of copying the source on clean held-out
+faces with the residual head, 0.435 / 0.295 with the warping head. Off by default (the
+release has neither).
+
 Quantizer: ``"straight_through"`` (default, with codebook and commitment losses) or the
 release's ``"nsvq"`` noise substitution (eval mode uses the hard codes either way).
 """
@@ -138,6 +151,9 @@ class TokenizerConfig:
     # Where the decoder's queries are (see "Decoder queries" in the module docstring).
     decoder_query_positions: bool = False  # learned [h*w, dim] added to the queries
     decoder_action_grid: bool = False  # each query += the action vector of its grid cell
+    # The head also predicts a displacement field along which the source is resampled
+    # before the change is added (see "Warping decoder"); needs predict_residual.
+    decoder_warp: bool = False
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -160,6 +176,9 @@ class TokenizerConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
         _ = self.num_downsamples  # raises if the patch grid cannot reach the action grid
+        if self.decoder_warp and not self.predict_residual:
+            raise ValueError("decoder_warp needs predict_residual=True: the warped source is "
+                             "the base the predicted change is added to")
         if self.decoder_action_grid and self.released_token_layout:
             raise ValueError("decoder_action_grid needs the clean token layout (token i acts "
                              "on grid cell i); released_token_layout spreads every code over "
@@ -225,6 +244,22 @@ def unpatchify(patches: jax.Array, patch_size: int, channels: int) -> jax.Array:
     """The inverse of :func:`patchify`: [B, h, w, C*p*p] -> [B, H, W, C]."""
     return einops.rearrange(patches, "b h w (c p1 p2) -> b (h p1) (w p2) c",
                             p1=patch_size, p2=patch_size, c=channels)
+
+
+def warp_frames(frames: jax.Array, displacement: jax.Array) -> jax.Array:
+    """Bilinear resampling: output[b, y, x] = frames[b, y + dy, x + dx] with (dy, dx) =
+    ``displacement[b, y, x]`` in pixels, edges clamped. frames [B, H, W, C], displacement
+    [B, H, W, 2] -> [B, H, W, C] float32; differentiable in both arguments."""
+    height, width = frames.shape[1:3]
+    rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
+                              jnp.arange(width, dtype=jnp.float32), indexing="ij")
+
+    def one_channel(image, flow):
+        return jax.scipy.ndimage.map_coordinates(
+            image, [rows + flow[..., 0], cols + flow[..., 1]], order=1, mode="nearest")
+
+    per_channel = jax.vmap(one_channel, in_axes=(-1, None), out_axes=-1)
+    return jax.vmap(per_channel)(frames.astype(jnp.float32), displacement.astype(jnp.float32))
 
 
 def released_layout(codes: jax.Array) -> jax.Array:
@@ -300,7 +335,9 @@ class ActionTokenizer(nn.Module):
         # so the first steps already reconstruct about as well as copying the source.
         pixel_init = (nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
                       if config.predict_residual else nn.initializers.lecun_normal())
-        self.to_pixels = nn.Dense(config.channels * config.patch_size ** 2, dtype=dtype,
+        # With decoder_warp every patch also gets 2 displacement channels per pixel.
+        head_channels = config.channels + (2 if config.decoder_warp else 0)
+        self.to_pixels = nn.Dense(head_channels * config.patch_size ** 2, dtype=dtype,
                                   kernel_init=pixel_init)
 
     def _check_frames(self, name: str, frames: jax.Array) -> None:
@@ -374,9 +411,14 @@ class ActionTokenizer(nn.Module):
                                attn_bias=self.spatial_position_bias(height, width),
                                context=action_vectors)
         patches = self.to_pixels(decoded).reshape(batch, height, width, -1)
-        frames = unpatchify(patches, config.patch_size, config.channels).astype(jnp.float32)
-        if config.predict_residual:  # the patches are the change from the source
-            frames = source.astype(jnp.float32) + frames
+        head_channels = config.channels + (2 if config.decoder_warp else 0)
+        frames = unpatchify(patches, config.patch_size, head_channels).astype(jnp.float32)
+        base = source.astype(jnp.float32)
+        if config.decoder_warp:  # channels: the change, then (dy, dx) in pixels
+            base = warp_frames(base, frames[..., config.channels:])
+            frames = frames[..., :config.channels]
+        if config.predict_residual:  # the patches are the change from the (warped) source
+            frames = base + frames
         return frames
 
     def encode(self, source: jax.Array, driving: jax.Array) -> jax.Array:

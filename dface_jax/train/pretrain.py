@@ -25,12 +25,13 @@ import logging
 import math
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from dface_jax.train import checkpoint as checkpoint_lib
@@ -210,14 +211,12 @@ def build_data_iterator(config: ml_collections.ConfigDict, shard_dir: str | path
     return iter(dataset)
 
 
-def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size: int,
-                             out_dir: str | pathlib.Path, *, chunk_size: int = 64) -> pathlib.Path:
-    """Renders ``data.num_clips`` SynthFACS talking clips into clip shards at ``out_dir``.
-
-    Rendered in chunks of ``chunk_size`` clips (chunk i uses seed ``synth_seed * 100003 +
-    i``), so memory stays small whatever the number of clips.
-    """
-    from data_pipelines.clip_shards import write_clip_shards
+def synthetic_talking_chunks(data_config: ml_collections.ConfigDict, image_size: int, *,
+                             chunk_size: int = 64) -> Iterator[dict[str, np.ndarray]]:
+    """The SynthFACS talking clips ``config.data`` describes, ``chunk_size`` at a time: the
+    ``talking_clips`` dicts (``frames``, ``au_intensities``, ``identity``) of chunk i, drawn
+    with seed ``synth_seed * 100003 + i``, so memory stays small whatever the number of
+    clips and the true action intensities of every training frame can be recovered."""
     from data_pipelines.synthetic import Nuisance, talking_clips
 
     # Frame-to-frame head jitter scaled by data.pose_jitter (1 = SynthFACS's default). Within
@@ -233,23 +232,29 @@ def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size:
                                    scale_std=default.scale_std * jitter,
                                    noise_std=default.noise_std
                                    * data_config.get("sensor_noise", 1.0))
+    for chunk, first in enumerate(range(0, data_config.num_clips, chunk_size)):
+        count = min(chunk_size, data_config.num_clips - first)
+        yield talking_clips(seed=data_config.synth_seed * 100003 + chunk,
+                            num_clips=count, num_frames=data_config.num_frames,
+                            size=image_size, nuisance=nuisance,
+                            drift=data_config.get("pose_drift", 1.0),
+                            speech_probability=data_config.get("speech_probability", 0.8),
+                            action_knot_spacing=data_config.get("action_knot_spacing", 12.0),
+                            bursts_per_clip=data_config.get("bursts_per_clip", 0),
+                            burst_apex=data_config.get("burst_apex", (0.5, 1.0)),
+                            placement=data_config.get("head_placement", 0.0))
 
-    def clips():
-        for chunk, first in enumerate(range(0, data_config.num_clips, chunk_size)):
-            count = min(chunk_size, data_config.num_clips - first)
-            rendered = talking_clips(seed=data_config.synth_seed * 100003 + chunk,
-                                     num_clips=count, num_frames=data_config.num_frames,
-                                     size=image_size, nuisance=nuisance,
-                                     drift=data_config.get("pose_drift", 1.0),
-                                     speech_probability=data_config.get("speech_probability", 0.8),
-                                     action_knot_spacing=data_config.get("action_knot_spacing",
-                                                                         12.0),
-                                     bursts_per_clip=data_config.get("bursts_per_clip", 0),
-                                     burst_apex=data_config.get("burst_apex", (0.5, 1.0)),
-                                     placement=data_config.get("head_placement", 0.0))
-            yield from rendered["frames"]
 
-    write_clip_shards(clips(), out_dir, clips_per_shard=data_config.clips_per_shard)
+def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size: int,
+                             out_dir: str | pathlib.Path, *, chunk_size: int = 64) -> pathlib.Path:
+    """Renders ``data.num_clips`` SynthFACS talking clips (:func:`synthetic_talking_chunks`)
+    into clip shards at ``out_dir``."""
+    from data_pipelines.clip_shards import write_clip_shards
+
+    frames = (clip for chunk in synthetic_talking_chunks(data_config, image_size,
+                                                         chunk_size=chunk_size)
+              for clip in chunk["frames"])
+    write_clip_shards(frames, out_dir, clips_per_shard=data_config.clips_per_shard)
     return pathlib.Path(out_dir)
 
 

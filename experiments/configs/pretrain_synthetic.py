@@ -159,7 +159,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # with the nsvq quantizer, no still-pair reference).
         recon_change_weight=0.0, recon_pair_floor=0.0,
         predict_residual=True, still_pair_reference=True,
-        decoder_query_positions=False, decoder_action_grid=False,
+        decoder_query_positions=False, decoder_action_grid=False, decoder_warp=False,
         dtype="float32"))  # "bfloat16" on TPU/GPU; params stay float32
 
     config.train = ml_collections.ConfigDict()
