@@ -43,7 +43,7 @@ from dface_jax.configs import load_config
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig
 from dface_jax.train import pretrain
 from dface_jax.train.checkpoint import restore_state_to_host
-from dface_jax.train.tokenizer_eval import EVAL_ACTIONS, render_eval_set
+from dface_jax.train.tokenizer_eval import eval_action_intensities, render_eval_set
 
 
 class OracleDecoder(nn.Module):
@@ -62,12 +62,6 @@ class OracleDecoder(nn.Module):
         vectors = self.to_actions(nn.gelu(self.hidden(features)))
         vectors = vectors.reshape(source.shape[0], self.config.code_seq_len, self.config.dim)
         return self.tokenizer.decode_from_action_vectors(source, vectors)
-
-
-def eval_intensities(intensity: float) -> np.ndarray:
-    """[C, A] action-unit intensities of every eval action at ``intensity``."""
-    return np.stack([face_model.intensity_vector({au: intensity for au in aus})
-                     for aus in EVAL_ACTIONS.values()]).astype(np.float32)
 
 
 def main() -> None:
@@ -93,11 +87,12 @@ def main() -> None:
                         example_aus)["params"]
     if args.init:
         pretrained = restore_state_to_host(args.init)["params"]["patch_embedding"]
-        expected = jax.tree.map(jnp.shape, params["tokenizer"]["patch_embedding"])
-        if jax.tree.map(np.shape, pretrained) != expected:
-            parser.error(f"--init {args.init}: its patch embedding "
-                         f"{jax.tree.map(np.shape, pretrained)} does not fit this config's "
-                         f"{expected}; pass the config (and overrides) it was trained with")
+        found = jax.tree.map(np.shape, pretrained)
+        expected = jax.tree.map(np.shape, params["tokenizer"]["patch_embedding"])
+        if found != expected:
+            parser.error(f"--init {args.init}: its patch embedding {found} does not fit this "
+                         f"config's {expected}; pass the config (and overrides) it was "
+                         "trained with")
         params = {**params, "tokenizer": {**params["tokenizer"],
                                           "patch_embedding": jax.tree.map(jnp.asarray, pretrained)}}
     optimizer = pretrain.make_optimizer(config.train)
@@ -142,7 +137,7 @@ def main() -> None:
             people, actions = eval_set["neutral"].shape[:2]
             source = eval_set["neutral"].reshape(-1, *eval_set["neutral"].shape[2:])
             target = eval_set["actions"].reshape(source.shape)
-            aus = np.tile(eval_intensities(intensity), (people, 1))
+            aus = np.tile(eval_action_intensities(intensity), (people, 1))
             recon = np.concatenate([np.asarray(decode(source[i:i + 64], aus[i:i + 64]))
                                     for i in range(0, len(source), 64)])
             error = ((recon - target) ** 2).reshape(people, actions, -1).mean(axis=(0, 2))

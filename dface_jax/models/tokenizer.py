@@ -217,6 +217,12 @@ class TokenizerConfig:
         return ratio.bit_length() - 1
 
     @property
+    def head_channels(self) -> int:
+        """Channels the decoder's head outputs per pixel: the change (or frame), plus the
+        (dy, dx) displacement with ``decoder_warp``."""
+        return self.channels + (2 if self.decoder_warp else 0)
+
+    @property
     def compute_dtype(self):
         return DTYPES[self.dtype]
 
@@ -335,9 +341,7 @@ class ActionTokenizer(nn.Module):
         # so the first steps already reconstruct about as well as copying the source.
         pixel_init = (nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
                       if config.predict_residual else nn.initializers.lecun_normal())
-        # With decoder_warp every patch also gets 2 displacement channels per pixel.
-        head_channels = config.channels + (2 if config.decoder_warp else 0)
-        self.to_pixels = nn.Dense(head_channels * config.patch_size ** 2, dtype=dtype,
+        self.to_pixels = nn.Dense(config.head_channels * config.patch_size ** 2, dtype=dtype,
                                   kernel_init=pixel_init)
 
     def _check_frames(self, name: str, frames: jax.Array) -> None:
@@ -411,8 +415,7 @@ class ActionTokenizer(nn.Module):
                                attn_bias=self.spatial_position_bias(height, width),
                                context=action_vectors)
         patches = self.to_pixels(decoded).reshape(batch, height, width, -1)
-        head_channels = config.channels + (2 if config.decoder_warp else 0)
-        frames = unpatchify(patches, config.patch_size, head_channels).astype(jnp.float32)
+        frames = unpatchify(patches, config.patch_size, config.head_channels).astype(jnp.float32)
         base = source.astype(jnp.float32)
         if config.decoder_warp:  # channels: the change, then (dy, dx) in pixels
             base = warp_frames(base, frames[..., config.channels:])

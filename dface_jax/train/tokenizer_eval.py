@@ -64,6 +64,15 @@ NUISANCE_MODES = ("clean", "talking")
 CHANGED_PIXEL_THRESHOLD = 0.02
 
 
+def eval_action_intensities(intensity: float) -> np.ndarray:
+    """float32 [C, A]: the action-unit intensities of every ``EVAL_ACTIONS`` entry, each of
+    its units at ``intensity`` (``AU_NAMES`` order)."""
+    from data_pipelines.synthetic import face_model
+
+    return np.stack([face_model.intensity_vector({au: intensity for au in aus})
+                     for aus in EVAL_ACTIONS.values()]).astype(np.float32)
+
+
 def render_eval_set(identity_seed: int, num_identities: int, size: int, intensity: float,
                     nuisance: str = "clean") -> dict[str, np.ndarray]:
     """Neutral and action renders of held-out people.
@@ -78,9 +87,7 @@ def render_eval_set(identity_seed: int, num_identities: int, size: int, intensit
         raise ValueError(f"eval.nuisance must be one of {NUISANCE_MODES}, got {nuisance!r}")
     identities = face_model.sample_identities(identity_seed, num_identities)
     num_actions = len(EVAL_ACTIONS)
-    intensities = np.stack([
-        face_model.intensity_vector({au: intensity for au in aus})
-        for aus in EVAL_ACTIONS.values()])                          # [C, A]
+    intensities = eval_action_intensities(intensity)
     rows = np.repeat(np.arange(num_identities), num_actions)
     people = identities.take(rows)
     # One seed and one row count for both calls: row r gets the same nuisance draw in each.
