@@ -394,3 +394,21 @@ def test_talking_clips_placement_moves_each_clip_but_not_its_frames():
     assert np.abs(np.diff(placed["frames"], axis=1)).max() < 1e-6  # ...and stays there
     with pytest.raises(ValueError, match="placement"):
         talking_clips(0, 1, 4, 16, placement=-1.0)
+
+
+def test_talking_clips_camera_scales_frame_each_clip_as_a_camera_scale_would():
+    still = dict(drift=0.0, speech_probability=0.0, active_aus=(0, 0))
+    # A one-point range is the nuisance's camera scale, computed through the pose instead.
+    by_range = talking_clips(3, 4, 2, 48, nuisance=Nuisance.none(), camera_scales=(0.85, 0.85),
+                             **still)
+    by_camera = talking_clips(3, 4, 2, 48, nuisance=Nuisance.none(camera_scale=0.85), **still)
+    np.testing.assert_allclose(by_range["frames"], by_camera["frames"], atol=1e-5)
+    # A range gives each clip its own face size, the same in all its frames.
+    ranged = talking_clips(3, 4, 2, 48, nuisance=Nuisance.none(), camera_scales=(0.8, 1.2),
+                           **still)
+    unscaled = talking_clips(3, 4, 2, 48, nuisance=Nuisance.none(), **still)
+    moved = np.abs(ranged["frames"] - unscaled["frames"]).mean(axis=(1, 2, 3, 4))
+    assert (moved > 0.002).all() and np.ptp(moved) > 0.002, moved
+    assert np.abs(np.diff(ranged["frames"], axis=1)).max() < 1e-6
+    with pytest.raises(ValueError, match="camera_scales"):
+        talking_clips(0, 1, 4, 16, camera_scales=(1.2, 0.8))

@@ -323,7 +323,8 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                   active_aus: tuple[int, int] = (2, 5), speech_probability: float = 0.8,
                   drift: float = 1.0, action_knot_spacing: float = 12.0,
                   bursts_per_clip: int = 0, burst_apex: tuple[float, float] = (0.5, 1.0),
-                  placement: float = 0.0) -> dict[str, np.ndarray]:
+                  placement: float = 0.0,
+                  camera_scales: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
     """Talking-face clips for tokenizer pretraining; deterministic per ``seed``.
 
     Each clip shows one identity with ``active_aus`` (min, max) random non-mouth action
@@ -338,6 +339,10 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     scale), drawn with ``placement`` times the default ``Nuisance()`` jitter stds (whatever
     ``nuisance`` says, as jitter may be off): the face is not at
     the same spot in every clip, yet a clip's frames do not move against each other.
+    ``camera_scales`` (low, high) gives each clip its own camera scale, log-uniform in that
+    range (as ``Nuisance.camera_scale``: how large the face is in the frame), the way
+    VoxCeleb's crops frame faces more or less tightly; None = every clip at
+    ``nuisance.camera_scale``.
 
     Returns ``frames`` [N, T, H, W, 1] float32, ``au_intensities`` [N, T, A] float32 and
     ``identity`` [N] int32 (row of ``sample_identities(seed, num_identities)``, default one
@@ -353,6 +358,9 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
                          f"{action_knot_spacing}")
     if placement < 0:
         raise ValueError(f"talking_clips: placement must be >= 0, got {placement}")
+    if camera_scales is not None and not 0.0 < camera_scales[0] <= camera_scales[1]:
+        raise ValueError(f"talking_clips: camera_scales must be (low, high) with "
+                         f"0 < low <= high, got {camera_scales}")
     if bursts_per_clip < 0:
         raise ValueError(f"talking_clips: bursts_per_clip must be >= 0, got {bursts_per_clip}")
     if not 0.0 <= speech_probability <= 1.0:
@@ -404,6 +412,9 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
         placement_std = placement * np.array([jitter.translation_std, jitter.translation_std,
                                               jitter.rotation_std, jitter.scale_std])
         pose = pose + (rng.standard_normal((num_clips, 4)) * placement_std)[:, None, :]
+    if camera_scales is not None:  # drawn last too; pose[..., 3] is the log scale
+        log_low, log_high = np.log(camera_scales[0]), np.log(camera_scales[1])
+        pose[:, :, 3] += rng.uniform(log_low, log_high, num_clips)[:, None]
     frames = render_faces(
         identities.take(np.repeat(identity, num_frames)), au.reshape(-1, NUM_AUS), size=size,
         pose=pose.reshape(-1, 4), nuisance=nuisance, seed=seed,

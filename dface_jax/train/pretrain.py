@@ -242,7 +242,8 @@ def synthetic_talking_chunks(data_config: ml_collections.ConfigDict, image_size:
                             action_knot_spacing=data_config.get("action_knot_spacing", 12.0),
                             bursts_per_clip=data_config.get("bursts_per_clip", 0),
                             burst_apex=data_config.get("burst_apex", (0.5, 1.0)),
-                            placement=data_config.get("head_placement", 0.0))
+                            placement=data_config.get("head_placement", 0.0),
+                            camera_scales=tuple(data_config.get("camera_scales", (1.0, 1.0))))
 
 
 def generate_synthetic_clips(data_config: ml_collections.ConfigDict, image_size: int,

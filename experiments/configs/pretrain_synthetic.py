@@ -165,6 +165,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # A fixed head offset per clip, in units of SynthFACS's default jitter stds (0 = every
     # training face at the same spot, unlike the eval's jittered faces).
     config.data.head_placement = 0.0
+    # Each clip's camera scale, log-uniform in (low, high): how tightly the face is framed.
+    # (1, 1) = every training face at the eval's scale; SynthFACS's ME sets frame faces at
+    # 0.85 (SMIC), 1.0 (CASME II) and 1.12 (SAMM).
+    config.data.camera_scales = (1.0, 1.0)
     # Pair sampling: the paper takes VoxCeleb frames 8-15 apart (25 fps); SynthFACS
     # actions change faster per frame, so short clips use shorter gaps.
     config.data.min_gap = 2
