@@ -55,3 +55,15 @@ def test_cli_help_lists_commands():
                          capture_output=True, text=True, check=True).stdout
     for name in cli.COMMANDS:
         assert name in out
+
+
+@pytest.mark.parametrize("variant", [None, "tiny", "long"])
+def test_pretrain_synthetic_variants_build_their_tokenizer(variant):
+    from dface_jax.models.tokenizer import TokenizerConfig
+
+    name = "pretrain_synthetic.py" + (f":{variant}" if variant else "")
+    config = configs.load_config(name)
+    tokenizer = TokenizerConfig.from_dict(config.tokenizer.to_dict())
+    assert (variant == "long") == (config.train.num_steps == 6400 and tokenizer.decoder_warp)
+    with pytest.raises(ValueError, match="'long'"):
+        configs.load_config("pretrain_synthetic.py:longer")
