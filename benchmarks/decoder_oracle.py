@@ -43,7 +43,8 @@ from dface_jax.configs import load_config
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig
 from dface_jax.train import pretrain
 from dface_jax.train.checkpoint import restore_state_to_host
-from dface_jax.train.tokenizer_eval import eval_action_intensities, render_eval_set
+from dface_jax.train.tokenizer_eval import (apply_in_batches, eval_action_intensities,
+                                            render_eval_set)
 
 
 class OracleDecoder(nn.Module):
@@ -138,8 +139,7 @@ def main() -> None:
             source = eval_set["neutral"].reshape(-1, *eval_set["neutral"].shape[2:])
             target = eval_set["actions"].reshape(source.shape)
             aus = np.tile(eval_action_intensities(intensity), (people, 1))
-            recon = np.concatenate([np.asarray(decode(source[i:i + 64], aus[i:i + 64]))
-                                    for i in range(0, len(source), 64)])
+            recon = apply_in_batches(decode, source, aus, batch_size=config.eval.batch_size)
             error = ((recon - target) ** 2).reshape(people, actions, -1).mean(axis=(0, 2))
             copy = ((source - target) ** 2).reshape(people, actions, -1).mean(axis=(0, 2))
             ratio = float(error.sum() / copy.sum())

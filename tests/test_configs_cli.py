@@ -65,5 +65,8 @@ def test_pretrain_synthetic_variants_build_their_tokenizer(variant):
     config = configs.load_config(name)
     tokenizer = TokenizerConfig.from_dict(config.tokenizer.to_dict())
     assert (variant == "long") == (config.train.num_steps == 6400 and tokenizer.decoder_warp)
-    with pytest.raises(ValueError, match="'long'"):
+
+
+def test_unknown_pretrain_synthetic_variant_lists_the_known_ones():
+    with pytest.raises(ValueError, match="'tiny', 'long'"):
         configs.load_config("pretrain_synthetic.py:longer")

@@ -340,8 +340,8 @@ def talking_clips(seed: int, num_clips: int, num_frames: int, size: int, *,
     ``nuisance`` says, as jitter may be off): the face is not at
     the same spot in every clip, yet a clip's frames do not move against each other.
     ``camera_scales`` (low, high) gives each clip its own camera scale, log-uniform in that
-    range (as ``Nuisance.camera_scale``: how large the face is in the frame), the way
-    VoxCeleb's crops frame faces more or less tightly; None = every clip at
+    range and multiplying ``nuisance.camera_scale`` (how large the face is in the frame),
+    the way VoxCeleb's crops frame faces more or less tightly; None = every clip at
     ``nuisance.camera_scale``.
 
     Returns ``frames`` [N, T, H, W, 1] float32, ``au_intensities`` [N, T, A] float32 and

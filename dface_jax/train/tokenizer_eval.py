@@ -101,7 +101,7 @@ def render_eval_set(identity_seed: int, num_identities: int, size: int, intensit
             "action_names": np.asarray(list(EVAL_ACTIONS))}
 
 
-def _batched(fn, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
+def apply_in_batches(fn: Callable, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
     """Applies ``fn`` to aligned slices of ``arrays`` (leading axis) and concatenates."""
     outputs = [np.asarray(fn(*(a[start:start + batch_size] for a in arrays)))
                for start in range(0, arrays[0].shape[0], batch_size)]
@@ -202,14 +202,14 @@ def _evaluate_at(encode: Callable, decode: Callable, tokenizer_config: Any,
 
     sources = neutral.reshape(-1, *neutral.shape[2:])               # [I*C, H, W, C]
     drivings = actions.reshape(-1, *actions.shape[2:])
-    tokens = _batched(encode, sources, drivings, batch_size=batch_size)
-    recon = _batched(decode, sources, tokens, batch_size=batch_size)
+    tokens = apply_in_batches(encode, sources, drivings, batch_size=batch_size)
+    recon = apply_in_batches(decode, sources, tokens, batch_size=batch_size)
     tokens_by_identity = tokens.reshape(num_identities, num_actions, -1)
     changed = np.abs(drivings - sources) > CHANGED_PIXEL_THRESHOLD
     # One still pair per person (the neutral renders of a person differ only in nuisance).
     still_sources = neutral[:, 0]
-    still_tokens = _batched(encode, still_sources, still_sources, batch_size=batch_size)
-    still = _batched(decode, still_sources, still_tokens, batch_size=batch_size)
+    still_tokens = apply_in_batches(encode, still_sources, still_sources, batch_size=batch_size)
+    still = apply_in_batches(decode, still_sources, still_tokens, batch_size=batch_size)
 
     # Transfer: person A's tokens on person B = A + offset (mod I), for every action.
     offsets = [k for k in (1, 2, 3) if k < num_identities]
@@ -218,7 +218,7 @@ def _evaluate_at(encode: Callable, decode: Callable, tokenizer_config: Any,
     transfer_tokens = tokens_by_identity[source_rows].reshape(-1, tokens.shape[-1])
     transfer_sources = neutral[target_rows].reshape(-1, *neutral.shape[2:])
     transfer_truth = actions[target_rows].reshape(-1, *actions.shape[2:])
-    transferred = _batched(decode, transfer_sources, transfer_tokens, batch_size=batch_size)
+    transferred = apply_in_batches(decode, transfer_sources, transfer_tokens, batch_size=batch_size)
     transfer_residual = transferred - transfer_truth
     unchanged_residual = transfer_sources - transfer_truth
     transfer_mse = float(np.mean(np.square(transfer_residual)))

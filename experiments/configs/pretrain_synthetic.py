@@ -102,16 +102,17 @@ the default's transfer ratio is 0.79 on talking faces and 0.61 on clean ones, an
 one nuisance at a time it is 0.76 with the jitter alone, 0.62 with the light alone and
 0.65 with the sensor noise alone (probe 0.80, 0.91, 0.875): a sub-pixel head offset
 costs the most. Giving each training clip its own fixed head placement made both evals
-worse within 1600 steps (rows 19-20), so it stays off. Face scale: SynthFACS's ME sets frame faces at
-camera scales 0.85 (SMIC), 1.0 (CASME II) and 1.12 (SAMM), and every training face here is
-at 1.0; on talking eval faces rendered at 0.85 and 1.12 this default's probe falls to 0.61
+worse within 1600 steps at 2 (rows 19-20) and changed little at 1 (row 23), so it stays
+off in this default (``:long`` uses it; see the decoder's bound below). Face scale:
+SynthFACS's ME sets frame faces at camera scales 0.85 (SMIC), 1.0 (CASME II) and 1.12
+(SAMM), and every training face here is at 1.0; on talking eval faces rendered at 0.85 and 1.12 this default's probe falls to 0.61
 and 0.675 and its transfer ratio rises to 0.95 and 0.92. Giving each training clip its own
 camera scale (row 29, log-uniform in 0.8-1.2) evened that out at full intensity (probe
 0.775 / 0.74 / 0.76 and ratio 0.83 / 0.90 / 0.89 at scales 1.0 / 0.85 / 1.12; micro probe
 0.60 / 0.475 / 0.66), but D-FACE on its tokens (composite, 3 seeds, the quickstart's LOSO)
-scored 0.466 +- 0.017 UF1 against 0.462 +- 0.021 with this default; it stays off. Balancing the loss over pairs (row 21: each pair weighed by 1 / (its copy
-error + 5e-4), so a small action's pair counts about as much as a jaw drop's) brought
-happiness to 0.92, sadness to 0.83 and brow_lower to 0.40, but the lip-corner pull stayed at
+scored 0.466 +- 0.017 UF1 against 0.462 +- 0.021 with this default; it stays off.
+Balancing the loss over pairs (row 21: each pair weighed by 1 / (its copy error + 5e-4),
+so a small action's pair counts about as much as a jaw drop's) brought happiness to 0.92, sadness to 0.83 and brow_lower to 0.40, but the lip-corner pull stayed at
 1.09 and the transfer ratio and the probe were worse; it stays off. Telling the decoder's
 queries where they are (rows 13-14; neither is in the release) changed nothing within 1600 steps, nor did weighting the moved pixels (row 15)
 or removing the per-frame sensor noise (row 16).
