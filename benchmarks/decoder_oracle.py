@@ -39,12 +39,12 @@ import numpy as np
 import optax
 
 from data_pipelines.synthetic import face_model
+from dface_jax.batching import apply_in_batches
 from dface_jax.configs import load_config
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig
 from dface_jax.train import pretrain
 from dface_jax.train.checkpoint import restore_state_to_host
-from dface_jax.train.tokenizer_eval import (apply_in_batches, eval_action_intensities,
-                                            render_eval_set)
+from dface_jax.train.tokenizer_eval import eval_action_intensities, render_eval_set
 
 
 class OracleDecoder(nn.Module):

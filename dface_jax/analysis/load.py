@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
+from dface_jax.batching import apply_in_batches
 from dface_jax.configs import read_config
 from dface_jax.train.checkpoint import restore_params
 from dface_jax.train.extract import match_channels
@@ -42,27 +43,6 @@ def _read_workdir_config(workdir: pathlib.Path):
         raise FileNotFoundError(f"{path} not found: a workdir written by dface-jax holds its "
                                 "config.json beside checkpoints/")
     return read_config(path)
-
-
-def _batched(fn: Callable[..., jax.Array], batch_size: int, *arrays: np.ndarray) -> np.ndarray:
-    """Applies ``fn`` to leading-axis chunks of ``arrays`` and concatenates host results.
-
-    Chunks keep memory flat on large inputs; the last chunk is padded to ``batch_size`` so
-    one compiled program serves every chunk.
-    """
-    count = len(arrays[0])
-    if any(len(a) != count for a in arrays):
-        raise ValueError(f"inputs differ in batch size: {[a.shape for a in arrays]}")
-    outputs = []
-    for start in range(0, count, batch_size):
-        chunk = [a[start:start + batch_size] for a in arrays]
-        real = len(chunk[0])
-        if count > batch_size and real < batch_size:
-            chunk = [np.concatenate([c, np.repeat(c[-1:], batch_size - real, axis=0)])
-                     for c in chunk]
-        result = jax.tree.map(lambda x: np.asarray(x)[:real], fn(*chunk))
-        outputs.append(result)
-    return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
 
 
 def _as_frames(name: str, frames: Any) -> np.ndarray:
@@ -111,20 +91,21 @@ class Tokenizer:
     def encode(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
         """(onset, apex) frames ``[B, H, W, C]`` -> action tokens int32 ``[B, 16]``."""
         onset, apex = self._frames("onset", onset), self._frames("apex", apex)
-        return _batched(lambda s, d: self._encode(self.params, s, d), self.batch_size,
-                        onset, apex).astype(np.int32)
+        return apply_in_batches(lambda s, d: self._encode(self.params, s, d), onset, apex,
+                                batch_size=self.batch_size).astype(np.int32)
 
     def decode(self, source: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Source frames ``[B, H, W, C]`` + tokens ``[B, 16]`` -> driving frames ``[B, H, W, C]``."""
         source, tokens = self._frames("source", source), _as_tokens(tokens)
-        return _batched(lambda s, t: self._decode(self.params, s, t), self.batch_size,
-                        source, tokens)
+        return apply_in_batches(lambda s, t: self._decode(self.params, s, t), source, tokens,
+                                batch_size=self.batch_size)
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         """Tokens ``[B, 16]`` -> the hard-quantized action vectors ``[B, 16, D]`` the
         classifier reads."""
         tokens = _as_tokens(tokens)
-        return _batched(lambda t: self._embed(self.params, t), self.batch_size, tokens)
+        return apply_in_batches(lambda t: self._embed(self.params, t), tokens,
+                                batch_size=self.batch_size)
 
     def neutral_tokens(self, faces: np.ndarray) -> np.ndarray:
         """The tokens of "no action" for each face: ``encode(face, face)``, ``[B, 16]``."""
@@ -205,7 +186,7 @@ class Classifier:
             out = self._apply(self.params, v)
             return {k: out[k] for k in ("logits", "text_features", "attention")}
 
-        return _batched(run, self.batch_size, vectors)
+        return apply_in_batches(run, vectors, batch_size=self.batch_size)
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """``[B, K]`` class logits."""

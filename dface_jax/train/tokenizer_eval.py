@@ -45,6 +45,7 @@ import numpy as np
 import optax
 
 from data_pipelines.synthetic import EMOTION_AUS
+from dface_jax.batching import apply_in_batches
 
 # Action classes of the probe and the transfer test: the EMFACS prototypes SynthFACS's
 # micro-expression sets use, plus single action units of the upper and lower face.
@@ -99,13 +100,6 @@ def render_eval_set(identity_seed: int, num_identities: int, size: int, intensit
     shape = (num_identities, num_actions, *actions.shape[1:])
     return {"neutral": neutral.reshape(shape), "actions": actions.reshape(shape),
             "action_names": np.asarray(list(EVAL_ACTIONS))}
-
-
-def apply_in_batches(fn: Callable, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
-    """Applies ``fn`` to aligned slices of ``arrays`` (leading axis) and concatenates."""
-    outputs = [np.asarray(fn(*(a[start:start + batch_size] for a in arrays)))
-               for start in range(0, arrays[0].shape[0], batch_size)]
-    return np.concatenate(outputs)
 
 
 def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
