@@ -2,7 +2,7 @@
 
     python benchmarks/loso_speed.py [--tokens tokens.npz] [--config loso_composite.py:synth]
                                     [--epochs 2] [--sequential-folds 3] [--full-sweep]
-                                    [--model dface|pixel]
+                                    [--model dface|pixel] [--config.classifier.dropout=0 ...]
 
 Without ``--tokens`` the cache is synthetic: the labels, subjects and datasets of
 ``me_clips(preset="composite")`` (442 clips, 68 subjects) with random tokens, so the work
@@ -12,7 +12,9 @@ reported apart; the sequential loop runs its first ``--sequential-folds`` folds 
 one includes its compilation) and is extrapolated to all folds with the mean time of the
 later folds. Reported: the steady-state speed-up (run time only, both sides) and the
 end-to-end speed-up (compilation included, both sides). ``--full-sweep`` also times one
-68-fold vmapped sweep with the config's own number of epochs. Prints a JSON line last.
+68-fold vmapped sweep with the config's own number of epochs. ``--config.field=value``
+overrides the LOSO config as on the CLI (``--config.classifier.dropout=0`` shows what
+dropout's random draws cost both sides). Prints a JSON line last.
 
 Also reported, to say whether a side is compute-bound: the FLOPs of one training step of
 one fold (XLA's cost analysis of the compiled single-fold step: forward, backward, AdamW),
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--full-sweep", action="store_true")
     parser.add_argument("--model", choices=("dface", "pixel"), default="dface",
                         help="pixel: the apex-minus-onset CNN baseline (EDCLIP off)")
-    args = parser.parse_args()
+    args, overrides = parser.parse_known_args()
     if args.sequential_folds < 2:
         parser.error("--sequential-folds must be >= 2 (the first fold includes compilation)")
 
@@ -102,7 +104,7 @@ def main() -> None:
     from dface_jax.train.extract import load_token_cache
 
     cache = load_token_cache(args.tokens) if args.tokens else composite_cache()
-    config = load_config(args.config)
+    config = load_config(args.config, overrides)
     if args.model == "pixel":
         config.model, config.train.edclip_weight = "pixel", 0.0
     full_epochs = config.train.epochs
@@ -126,6 +128,7 @@ def main() -> None:
     vmapped_total = vmapped_run + vmapped_timings["compile_seconds"]
     report = {"clips": int(len(subjects)), "folds": num_folds, "epochs": args.epochs,
               "steps_per_epoch": run.steps_per_epoch, "config": args.config,
+              "overrides": overrides,
               "vmapped_compile_seconds": round(vmapped_timings["compile_seconds"], 1),
               "vmapped_run_seconds": round(vmapped_run, 1),
               "sequential_seconds_per_fold": round(per_fold, 2),
@@ -139,7 +142,7 @@ def main() -> None:
                   sequential_gflops_per_second=round(flops * fold_steps / per_fold / 1e9, 1),
                   gemm_probe_gflops_per_second=round(gemm_gflops(), 1))
     print(f"{num_folds} folds, {len(subjects)} clips, {args.epochs} epochs x "
-          f"{run.steps_per_epoch} steps, config {args.config}")
+          f"{run.steps_per_epoch} steps, config {args.config} {' '.join(overrides)}")
     print(f"vmapped sweep: compile {vmapped_timings['compile_seconds']:.1f} s, run {vmapped_run:.1f} s")
     print(f"sequential loop: first fold {first:.1f} s (incl. compile), then {per_fold:.2f} s per "
           f"fold -> {sequential_run:.1f} s run for {num_folds} folds (extrapolated)")

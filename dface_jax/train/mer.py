@@ -27,18 +27,25 @@ with the best *test* result (the released D-FACE script: most correct, ties brok
 subject's UAR + UF1; we break remaining ties by the earliest epoch). That number is
 reported beside the honest one and labelled as such; it is not a valid estimate.
 
-Speed on CPU (measured with ``benchmarks/loso_speed.py``, 2 shared cores): one training
-step of one fold of the ``synth`` Transformer (dim 32, 2 layers, batch 16 x 16 tokens) is
-~39 MFLOP by XLA's cost analysis (forward, backward, AdamW), not ~1 MFLOP, so the
-sequential per-step loop is already compute-bound (~2-3 ms per step, the same GFLOP/s as
-the vmapped program) and vmapping over folds cannot remove per-call overhead that is not
-there: the two run at ~1.1x of each other, and a batched GEMM of the sweep's shapes reaches
-only ~3x their GFLOP/s on this machine, which bounds any speed-up from a better layout.
-The vmapped sweep's value here is one compiled program for all folds (no Python loop, one
-device transfer), not raw speed. Things that were tried and do not help: ``rbg`` /
-``unsafe_rbg`` dropout keys (slower under vmap, ~1.7x, and not equal to the unbatched
-draws), ``jax_threefry_partitionable`` (no change), host-side batch indices (the per-fold
-argsort over N clips is microseconds).
+Speed on CPU (measured with ``benchmarks/loso_speed.py``, 2 cores): one training step of
+one fold of the ``synth`` Transformer (dim 32, 2 layers, batch 16 x 16 tokens) is ~39 MFLOP
+by XLA's cost analysis (forward, backward, AdamW), not ~1 MFLOP, so the sequential per-step
+loop is already compute-bound (~2-2.7 ms per step, ~15-19 GFLOP/s) rather than bound by
+per-call overhead, which is what vmapping over folds removes. The vmapped sweep reaches
+~26-27 GFLOP/s: 1.4-1.8x the sequential loop in steady state, ~1.0-1.1x end to end for the
+benchmark's 2 epochs (it compiles for ~9 s against the loop's ~6 s); a full 10-epoch
+68-fold sweep takes ~40 s. The ceiling on this machine: a batched GEMM of the sweep's shape
+class ([68, 256, 32] x [68, 32, 96], contraction 32) reaches 73-86 GFLOP/s, 4-6x the
+sequential loop's rate, so no layout of the same FLOPs reaches 10x here. Of the vmapped
+step, ~30% is dropout's threefry draws (1.33 ms per fold-step, 0.94 with dropout off:
+``--config.classifier.dropout=0``; ~43% of an unbatched step); the rest runs at
+~41 GFLOP/s. The vmapped sweep's value
+on CPU is one compiled program for all folds (no Python loop, one device transfer); on a
+GPU or TPU, where a 39 MFLOP step is far below the per-call overhead, vmapping is where the
+speed-up comes from (not measured here: no such device). Things that were tried and do not
+help: ``rbg`` / ``unsafe_rbg`` dropout keys (slower under vmap, ~1.7x, and not equal to the
+unbatched draws), ``jax_threefry_partitionable`` (no change), host-side batch indices (the
+per-fold argsort over N clips is microseconds).
 
 Random keys: ``fold_key = fold_in(PRNGKey(seed), f)``; from it the init key, the
 per-epoch sampling key ``fold_in(sample_key, epoch)`` and the per-step dropout key
