@@ -169,9 +169,12 @@ def restore_state_to_host(workdir: str | pathlib.Path, step: int | None = None) 
     if not directory.exists():
         raise FileNotFoundError(f"{directory} does not exist: {workdir} holds no checkpoints")
     _finish_interrupted_replace(directory)
+    # The data item (a pretraining run's Grain iterator position) is not restored here, but
+    # the manager must know its handler: otherwise it logs a warning for it on every load.
     manager = ocp.CheckpointManager(
         directory, options=ocp.CheckpointManagerOptions(create=False),
-        item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler()})
+        item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler(),
+                       DATA_ITEM: grain.checkpoint.CheckpointHandler()})
     try:
         step = manager.latest_step() if step is None else step
         if step is None:
