@@ -56,6 +56,17 @@ without expression bursts and with speech in 80 % of the clips.
   | this default + decoder_warp (warping head) | 1600 | 0.75 | 0.801 | 0.0943 |
   | this default + camera scales 0.8-1.2 per clip (``data.camera_scales``) | 1600 | 0.775 | 0.828 | 0.0968 |
   | **``:long``: decoder_warp + head placement 1** | 6400 | **0.8625** | **0.692** | **0.0830** |
+  | ``:long`` with ``--config.train.num_steps=12800`` | 12800 | 0.8625 | 0.673 | 0.0809 |
+
+On clean held-out faces (``eval-tokenizer --nuisance clean``: the true renders with no
+pose jitter, light or sensor noise, the issue's measure read literally) ``:long`` scores
+probe 0.925 and transfer ratio 0.555 (micro: 0.875, 0.524), and with 12800 steps (row 31)
+0.9375 and 0.531 (micro: 0.875, 0.539): the probe target is met there, the transfer target
+is not. Doubling the steps (about 65 min alone) moved the ratio by only 0.02 on either
+eval (talking 0.692 to 0.673, clean 0.555 to 0.531) and lowered the talking micro probe
+(0.825 to 0.7625); at that rate the 0.5 target is several doublings away. D-FACE on
+row 31's tokens (composite, 3 seeds, the quickstart's LOSO) scored UF1 0.544 +- 0.028,
+against 0.572 +- 0.019 on row 30's: no gain downstream, so ``:long`` keeps 6400 steps.
 
 The default: recon_l1 0.0093 (copying the source: 0.0046; the decoder's small
 everywhere-changes cost more L1 than they gain on the action's pixels), still_pair_l1
