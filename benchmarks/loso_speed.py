@@ -142,7 +142,7 @@ def main() -> None:
                   sequential_gflops_per_second=round(flops * fold_steps / per_fold / 1e9, 1),
                   gemm_probe_gflops_per_second=round(gemm_gflops(), 1))
     print(f"{num_folds} folds, {len(subjects)} clips, {args.epochs} epochs x "
-          f"{run.steps_per_epoch} steps, config {args.config} {' '.join(overrides)}")
+          f"{run.steps_per_epoch} steps, config {' '.join([args.config, *overrides])}")
     print(f"vmapped sweep: compile {vmapped_timings['compile_seconds']:.1f} s, run {vmapped_run:.1f} s")
     print(f"sequential loop: first fold {first:.1f} s (incl. compile), then {per_fold:.2f} s per "
           f"fold -> {sequential_run:.1f} s run for {num_folds} folds (extrapolated)")

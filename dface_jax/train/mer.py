@@ -39,13 +39,13 @@ class ([68, 256, 32] x [68, 32, 96], contraction 32) reaches 73-86 GFLOP/s, 4-6x
 sequential loop's rate, so no layout of the same FLOPs reaches 10x here. Of the vmapped
 step, ~30% is dropout's threefry draws (1.33 ms per fold-step, 0.94 with dropout off:
 ``--config.classifier.dropout=0``; ~43% of an unbatched step); the rest runs at
-~41 GFLOP/s. The vmapped sweep's value
-on CPU is one compiled program for all folds (no Python loop, one device transfer); on a
-GPU or TPU, where a 39 MFLOP step is far below the per-call overhead, vmapping is where the
-speed-up comes from (not measured here: no such device). Things that were tried and do not
-help: ``rbg`` / ``unsafe_rbg`` dropout keys (slower under vmap, ~1.7x, and not equal to the
-unbatched draws), ``jax_threefry_partitionable`` (no change), host-side batch indices (the
-per-fold argsort over N clips is microseconds).
+~41 GFLOP/s. The vmapped sweep's value on CPU is one compiled program for all folds (no
+Python loop, one device transfer); on a GPU or TPU, where a 39 MFLOP step is far below the
+per-call overhead, vmapping is where the speed-up comes from (not measured here: no such
+device). Things that were tried and do not help: ``rbg`` / ``unsafe_rbg`` dropout keys
+(slower under vmap, ~1.7x, and not equal to the unbatched draws),
+``jax_threefry_partitionable`` (no change), host-side batch indices (the per-fold argsort
+over N clips is microseconds).
 
 Random keys: ``fold_key = fold_in(PRNGKey(seed), f)``; from it the init key, the
 per-epoch sampling key ``fold_in(sample_key, epoch)`` and the per-step dropout key
