@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from data_pipelines.synthetic import face_model
+from data_pipelines.synthetic import NUM_AUS
 from dface_jax.batching import apply_in_batches
 from dface_jax.configs import load_config
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig
@@ -75,7 +75,7 @@ def main() -> None:
     steps = args.steps or config.train.num_steps
     tokenizer_config = TokenizerConfig.from_dict(config.tokenizer.to_dict())
     size, batch_size = tokenizer_config.image_size, config.train.batch_size
-    num_aus = face_model.NUM_AUS
+    num_aus = NUM_AUS
 
     chunks = list(pretrain.synthetic_talking_chunks(config.data, size))
     frames = np.concatenate([chunk["frames"] for chunk in chunks])

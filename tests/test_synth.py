@@ -11,7 +11,7 @@ from data_pipelines.synthetic import (
     AU_DISPLACEMENTS, AU_MOVED_GROUPS, AU_NAMES, EMOTION_AUS, LANDMARK_GROUPS, LANDMARK_NAMES,
     MICRO_MAX_INTENSITY, MICRO_MAX_PIXELS_AT_128, Nuisance, face_frame_landmarks, face_landmarks,
     expression_bursts, intensity_vector, me_clips, render_faces, sample_identities, talking_clips)
-from data_pipelines.synthetic import raster
+from data_pipelines.synthetic.synthfacs import raster
 
 NUM_AUS = len(AU_NAMES)
 
@@ -41,7 +41,7 @@ def test_rendering_is_deterministic_per_seed():
 
 
 def test_chunked_threaded_painting_equals_one_chunk(monkeypatch):
-    from data_pipelines.synthetic import render
+    from data_pipelines.synthetic.synthfacs import render
 
     ids = sample_identities(3, 5)
     au = np.random.default_rng(1).uniform(0, 1, (5, NUM_AUS)).astype(np.float32)
@@ -296,7 +296,7 @@ IDENTITY_FACTORS = ("face_scale", "face_width", "jaw_width", "skin_tone", "textu
 
 @pytest.mark.parametrize("factor", IDENTITY_FACTORS)
 def test_each_identity_factor_alone_changes_pixels_not_the_action_field(factor):
-    from data_pipelines.synthetic.face_model import IDENTITY_RANGES
+    from data_pipelines.synthetic.synthfacs.face_model import IDENTITY_RANGES
 
     base = sample_identities(21, 1)
     value = getattr(base, factor)

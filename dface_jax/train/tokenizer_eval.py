@@ -44,7 +44,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from data_pipelines.synthetic import EMOTION_AUS
+from data_pipelines.synthetic import EMOTION_AUS, NUM_AUS, get_renderer, intensity_vector
 from dface_jax.batching import apply_in_batches
 
 # Action classes of the probe and the transfer test: the EMFACS prototypes SynthFACS's
@@ -68,35 +68,35 @@ CHANGED_PIXEL_THRESHOLD = 0.02
 def eval_action_intensities(intensity: float) -> np.ndarray:
     """float32 [C, A]: the action-unit intensities of every ``EVAL_ACTIONS`` entry, each of
     its units at ``intensity`` (``AU_NAMES`` order)."""
-    from data_pipelines.synthetic import face_model
-
-    return np.stack([face_model.intensity_vector({au: intensity for au in aus})
+    return np.stack([intensity_vector({au: intensity for au in aus})
                      for aus in EVAL_ACTIONS.values()]).astype(np.float32)
 
 
 def render_eval_set(identity_seed: int, num_identities: int, size: int, intensity: float,
-                    nuisance: str = "clean") -> dict[str, np.ndarray]:
-    """Neutral and action renders of held-out people.
+                    nuisance: str = "clean", renderer: str = "synthfacs") -> dict[str, np.ndarray]:
+    """Neutral and action renders of held-out people, drawn by ``renderer``.
 
     Returns ``neutral`` and ``actions`` float32 [I, C, H, W, 1] (C = len(EVAL_ACTIONS);
-    ``neutral[i, c]`` is person i at rest under the same pose/light/noise draw as
+    ``neutral[i, c]`` is person i at rest in the same scene and nuisance draw as
     ``actions[i, c]``), and ``action_names`` [C].
     """
-    from data_pipelines.synthetic import face_model, render
-
     if nuisance not in NUISANCE_MODES:
         raise ValueError(f"eval.nuisance must be one of {NUISANCE_MODES}, got {nuisance!r}")
-    identities = face_model.sample_identities(identity_seed, num_identities)
+    face_renderer = get_renderer(renderer)
     num_actions = len(EVAL_ACTIONS)
     intensities = eval_action_intensities(intensity)
     rows = np.repeat(np.arange(num_identities), num_actions)
-    people = identities.take(rows)
+    people = face_renderer.sample_people(identity_seed, num_identities).take(rows)
+    if nuisance == "talking":
+        scenes = face_renderer.sample_scenes(
+            np.random.default_rng(identity_seed), len(rows), None)
+    else:
+        scenes = face_renderer.clean_scenes(len(rows))
     # One seed and one row count for both calls: row r gets the same nuisance draw in each.
-    options = dict(size=size, seed=identity_seed,
-                   nuisance=render.Nuisance() if nuisance == "talking" else None)
-    neutral = render.render_faces(people, np.zeros((len(rows), face_model.NUM_AUS), np.float32),
-                                  **options)
-    actions = render.render_faces(people, np.tile(intensities, (num_identities, 1)), **options)
+    neutral = face_renderer.render(people, np.zeros((len(rows), NUM_AUS), np.float32), scenes,
+                                   size=size, seed=identity_seed)
+    actions = face_renderer.render(people, np.tile(intensities, (num_identities, 1)), scenes,
+                                   size=size, seed=identity_seed)
     shape = (num_identities, num_actions, *actions.shape[1:])
     return {"neutral": neutral.reshape(shape), "actions": actions.reshape(shape),
             "action_names": np.asarray(list(EVAL_ACTIONS))}

@@ -15,9 +15,10 @@ import os
 
 import numpy as np
 
-from data_pipelines.synthetic import raster
-from data_pipelines.synthetic.face_model import (
-    AU_INDEX, EYE_LINE, LANDMARK_INDEX as LM, Identities, face_frame_landmarks)
+from data_pipelines.synthetic.synthfacs import raster
+from data_pipelines.synthetic.facs import AU_INDEX
+from data_pipelines.synthetic.synthfacs.face_model import (
+    EYE_LINE, LANDMARK_INDEX as LM, Identities, face_frame_landmarks)
 
 POSE_FIELDS = ("translate_x", "translate_y", "rotation", "log_scale")
 

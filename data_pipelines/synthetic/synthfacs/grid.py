@@ -6,8 +6,9 @@ import pathlib
 
 import numpy as np
 
-from data_pipelines.synthetic.face_model import AU_NAMES, NUM_AUS, sample_identities
-from data_pipelines.synthetic.render import render_faces
+from data_pipelines.synthetic.facs import AU_NAMES, NUM_AUS
+from data_pipelines.synthetic.synthfacs.face_model import sample_identities
+from data_pipelines.synthetic.synthfacs.render import render_faces
 
 GRID_FILENAME = "synthfacs_grid.png"
 

@@ -26,6 +26,8 @@ import dataclasses
 
 import numpy as np
 
+from data_pipelines.synthetic.facs import AU_INDEX, AU_NAMES, NUM_AUS, check_intensities
+
 # ---------------------------------------------------------------------------------------
 # Landmarks: names in a fixed order; left = image left.
 LANDMARK_NAMES: tuple[str, ...] = (
@@ -73,12 +75,7 @@ LANDMARK_GROUPS: dict[str, tuple[str, ...]] = {
     "jaw": ("jaw_l", "jaw_r"),
 }
 
-AU_NAMES: tuple[str, ...] = (
-    "AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10",
-    "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26",
-)
-AU_INDEX: dict[str, int] = {name: i for i, name in enumerate(AU_NAMES)}
-NUM_AUS = len(AU_NAMES)
+
 
 # What each action unit does in SynthFACS: landmark motion plus shading (rendered).
 AU_DESCRIPTIONS: dict[str, str] = {
@@ -124,8 +121,7 @@ AU_MOVED_GROUPS: dict[str, tuple[str, ...]] = {
     "AU26": ("inner_lower_lip", "lower_lip", "chin", "jaw"),
 }
 
-# Largest motion allowed for micro-expressions: all AUs <= MICRO_MAX_INTENSITY.
-MICRO_MAX_INTENSITY = 0.3
+# Largest motion of a micro-expression (every AU <= facs.MICRO_MAX_INTENSITY), in pixels.
 MICRO_MAX_PIXELS_AT_128 = 3.0
 
 
@@ -356,33 +352,11 @@ def neutral_landmarks(identities: Identities) -> np.ndarray:
     return points
 
 
-def _check_intensities(au_intensities: np.ndarray, n: int) -> np.ndarray:
-    au = np.asarray(au_intensities, np.float32)
-    if au.ndim != 2 or au.shape != (n, NUM_AUS):
-        raise ValueError(f"au_intensities: expected shape [{n}, {NUM_AUS}] (frames x "
-                         f"{', '.join(AU_NAMES)}), got {list(au.shape)}")
-    if not np.all(np.isfinite(au)) or au.min(initial=0.0) < 0.0 or au.max(initial=0.0) > 1.0:
-        raise ValueError("au_intensities: expected finite values in [0, 1], got range "
-                         f"[{au.min():.3g}, {au.max():.3g}]")
-    return au
-
-
 def face_frame_landmarks(identities: Identities, au_intensities: np.ndarray) -> np.ndarray:
     """[N, L, 2] float32 landmarks in face units (no pose): neutral plus action displacements.
 
     ``au_intensities`` is [N, A] in [0, 1], one row per identity row.
     """
-    au = _check_intensities(au_intensities, len(identities))
+    au = check_intensities(au_intensities, len(identities))
     displacement = np.einsum("na,alc->nlc", au, AU_DISPLACEMENTS)
     return neutral_landmarks(identities) + displacement
-
-
-def intensity_vector(aus: dict[str, float] | None = None, **kwargs: float) -> np.ndarray:
-    """[A] float32 intensities from ``{"AU12": 0.5}`` (or keyword ``AU12=0.5``)."""
-    values = dict(aus or {}, **kwargs)
-    vector = np.zeros(NUM_AUS, np.float32)
-    for name, value in values.items():
-        if name not in AU_INDEX:
-            raise KeyError(f"unknown action unit {name!r}; SynthFACS models {', '.join(AU_NAMES)}")
-        vector[AU_INDEX[name]] = value
-    return vector
