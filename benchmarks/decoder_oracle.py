@@ -39,12 +39,13 @@ import numpy as np
 import optax
 
 from data_pipelines.synthetic import NUM_AUS
-from dface_jax.batching import apply_in_batches
 from dface_jax.configs import load_config
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig
-from dface_jax.train import pretrain
-from dface_jax.train.checkpoint import restore_state_to_host
-from dface_jax.train.tokenizer_eval import eval_action_intensities, render_eval_set
+from dface_jax.pretrain.data import synthetic_talking_chunks
+from dface_jax.pretrain.evaluate import eval_action_intensities, render_eval_set
+from dface_jax.pretrain.step import make_optimizer
+from dface_jax.runtime.batching import apply_in_batches
+from dface_jax.runtime.checkpoint import restore_params
 
 
 class OracleDecoder(nn.Module):
@@ -77,7 +78,7 @@ def main() -> None:
     size, batch_size = tokenizer_config.image_size, config.train.batch_size
     num_aus = NUM_AUS
 
-    chunks = list(pretrain.synthetic_talking_chunks(config.data, size))
+    chunks = list(synthetic_talking_chunks(config.data, size))
     frames = np.concatenate([chunk["frames"] for chunk in chunks])
     intensities = np.concatenate([chunk["au_intensities"] for chunk in chunks])
 
@@ -87,7 +88,7 @@ def main() -> None:
     params = model.init(jax.random.PRNGKey(config.seed), example, example_aus,
                         example_aus)["params"]
     if args.init:
-        pretrained = restore_state_to_host(args.init)["params"]["patch_embedding"]
+        pretrained = restore_params(args.init)["patch_embedding"]
         found = jax.tree.map(np.shape, pretrained)
         expected = jax.tree.map(np.shape, params["tokenizer"]["patch_embedding"])
         if found != expected:
@@ -96,7 +97,7 @@ def main() -> None:
                          "trained with")
         params = {**params, "tokenizer": {**params["tokenizer"],
                                           "patch_embedding": jax.tree.map(jnp.asarray, pretrained)}}
-    optimizer = pretrain.make_optimizer(config.train)
+    optimizer = make_optimizer(config.train)
     opt_state = optimizer.init(params)
 
     @jax.jit
@@ -130,7 +131,7 @@ def main() -> None:
     report = {"steps": steps, "train_seconds": round(train_seconds, 1),
               "decoder_warp": tokenizer_config.decoder_warp, "init": args.init}
     levels = [config.eval.intensity] + ([config.eval.micro_intensity]
-                                        if config.eval.get("micro_intensity", 0) else [])
+                                        if config.eval.micro_intensity else [])
     for intensity in levels:
         for nuisance in ("clean", "talking"):
             eval_set = render_eval_set(config.eval.identity_seed, config.eval.num_identities,

@@ -38,7 +38,7 @@ import numpy as np
 
 def composite_cache(seed: int = 0) -> dict:
     from data_pipelines.synthetic import me_clips
-    from dface_jax.train.extract import synthetic_token_cache
+    from dface_jax.tokens.cache import synthetic_token_cache
 
     clips = me_clips(preset="composite", size=32, seed=seed)
     names = ("negative", "positive", "surprise")
@@ -52,13 +52,14 @@ def step_flops(experiment, anchors) -> float:
     import jax
     import jax.numpy as jnp
 
-    from dface_jax.train import mer
+    from dface_jax.loso.folds import fold_keys, make_folds, steps_per_epoch
+    from dface_jax.loso.step import fold_functions
 
-    folds = mer.make_folds(np.arange(experiment.data.labels.shape[0]) % 2)[1]
-    num_steps = mer.steps_per_epoch(folds, experiment.train_config.batch_size)
-    pieces = mer.fold_functions(experiment.model, experiment.train_config,
-                                experiment.data.inputs[:1], num_steps)
-    key = mer.fold_keys(0, 1)[0]
+    folds = make_folds(np.arange(experiment.data.labels.shape[0]) % 2)[1]
+    num_steps = steps_per_epoch(folds, experiment.train_config.batch_size)
+    pieces = fold_functions(experiment.model, experiment.train_config,
+                            experiment.data.inputs[:1], num_steps)
+    key = fold_keys(0, 1)[0]
     batch = jnp.arange(experiment.train_config.batch_size, dtype=jnp.int32)
     weights = jnp.ones((experiment.model.num_classes,), jnp.float32)
     state = pieces.init(key, experiment.model.pretrained)
@@ -100,8 +101,9 @@ def main() -> None:
     import jax.numpy as jnp
 
     from dface_jax.configs import load_config
-    from dface_jax.train import mer
-    from dface_jax.train.extract import load_token_cache
+    from dface_jax.loso.experiment import build_experiment
+    from dface_jax.loso.sweep import train_folds, train_folds_sequential
+    from dface_jax.tokens.cache import load_token_cache
 
     cache = load_token_cache(args.tokens) if args.tokens else composite_cache()
     config = load_config(args.config, overrides)
@@ -109,15 +111,15 @@ def main() -> None:
         config.model, config.train.edclip_weight = "pixel", 0.0
     full_epochs = config.train.epochs
     config.train.epochs = args.epochs
-    experiment = mer.build_experiment(config, cache)
+    experiment = build_experiment(config, cache)
     anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
     subjects = cache["subjects"]
     num_folds = len(set(subjects.tolist()))
 
     vmapped_timings, sequential_timings = {}, {}
-    run = mer.train_folds(experiment.model, experiment.train_config, experiment.data, subjects,
+    run = train_folds(experiment.model, experiment.train_config, experiment.data, subjects,
                           anchors, timings=vmapped_timings)
-    mer.train_folds_sequential(experiment.model, experiment.train_config, experiment.data,
+    train_folds_sequential(experiment.model, experiment.train_config, experiment.data,
                                subjects, anchors, max_folds=args.sequential_folds,
                                timings=sequential_timings)
     first, *later = sequential_timings["fold_seconds"]
@@ -154,10 +156,10 @@ def main() -> None:
           f"{report['gemm_probe_gflops_per_second']} GFLOP/s")
     if args.full_sweep:
         config.train.epochs = full_epochs
-        experiment = mer.build_experiment(config, cache)
+        experiment = build_experiment(config, cache)
         anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
         full_timings = {}
-        mer.train_folds(experiment.model, experiment.train_config, experiment.data, subjects,
+        train_folds(experiment.model, experiment.train_config, experiment.data, subjects,
                         anchors, timings=full_timings)
         seconds = full_timings["compile_seconds"] + full_timings["run_seconds"]
         report.update(full_sweep_epochs=full_epochs, full_sweep_seconds=round(seconds, 1),

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dface_jax.configs import load_config
-from dface_jax.train import mesh as mesh_lib
-from dface_jax.train import pretrain
+from dface_jax.pretrain import data as data_lib
+from dface_jax.pretrain import step as step_lib
+from dface_jax.runtime import mesh as mesh_lib
 
 
 def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
@@ -51,11 +52,11 @@ def compiled_flops(compiled) -> float:
 
 def step_benchmark(config, steps: int) -> dict:
     mesh = mesh_lib.make_mesh()
-    task = pretrain.tokenizer_task(config.tokenizer)
-    optimizer = pretrain.make_optimizer(config.train)
+    task = step_lib.tokenizer_task(config.tokenizer)
+    optimizer = step_lib.make_optimizer(config.train)
     size, channels = config.tokenizer.image_size, config.tokenizer.channels
-    spec = pretrain.example_batch_spec(size, channels, config.train.batch_size)
-    functions = pretrain.make_train_functions(task, optimizer, mesh, spec)
+    spec = step_lib.example_batch_spec(size, channels, config.train.batch_size)
+    functions = step_lib.make_train_functions(task, optimizer, mesh, spec)
     state = functions.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
     local = {name: rng.random(s.shape, np.float32) for name, s in spec.items()}
@@ -79,12 +80,12 @@ def step_benchmark(config, steps: int) -> dict:
 
 def pipeline_benchmark(config, batches: int, num_workers: int) -> float:
     """Examples/s of the Grain pair pipeline over freshly rendered SynthFACS shards."""
-    from data_pipelines.clip_shards import pair_dataset
+    from data_pipelines.talking_faces.shards import pair_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         config.data.dir = ""
         config.data.num_clips = min(config.data.num_clips, 128)
-        shard_dir = pretrain.ensure_clip_shards(config, tmp)
+        shard_dir = data_lib.ensure_clip_shards(config, tmp)
         iterator = iter(pair_dataset(
             shard_dir, seed=0, min_gap=config.data.min_gap, max_gap=config.data.max_gap,
             batch_size=config.train.batch_size, num_workers=num_workers))

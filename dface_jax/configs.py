@@ -118,6 +118,23 @@ def read_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(tuples(json.loads(pathlib.Path(path).read_text())))
 
 
+def section(cls, *, exclude: tuple[str, ...] = (), **changes: Any) -> ml_collections.ConfigDict:
+    """A config section with every field of the dataclass ``cls`` at its default (but the
+    ``exclude`` d ones, which the code fills in), then ``changes`` (a name ``cls`` lacks is an
+    error naming it).
+
+    Config files build their sections with it, so each default lives in one place (the
+    dataclass) and a file lists only what its experiment changes, while every field can
+    still be overridden on the command line."""
+    fields = {field.name: field for field in dataclasses.fields(cls) if field.name not in exclude}
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        raise KeyError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(fields)}")
+    values = {name: field.default for name, field in fields.items()
+              if field.default is not dataclasses.MISSING}
+    return ml_collections.ConfigDict({**values, **changes})
+
+
 def dataclass_from_dict(cls, values) -> Any:
     """Builds the frozen dataclass ``cls`` from a (config sub-)dict; unknown keys are an error
     naming them, so a misspelt config field never silently falls back to a default."""

@@ -127,3 +127,15 @@ def scores_by_group(y_true, y_pred, groups, num_classes: int | None = None,
     return {str(group): mer_scores(y_true[groups == group], y_pred[groups == group],
                                    num_classes, label_names)
             for group in sorted(set(groups.tolist()))}
+
+
+def confusion_matrices(y_true, y_pred, groups, num_classes: int) -> dict[str, np.ndarray]:
+    """``{"overall": [K, K], group: [K, K], ...}`` confusion matrices (rows: true class),
+    one per group (e.g. each clip's dataset) when there is more than one group."""
+    y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups).astype(str)
+    matrices = {"overall": confusion_matrix(y_true, y_pred, num_classes)}
+    if len(set(groups.tolist())) > 1:
+        for group in sorted(set(groups.tolist())):
+            mask = groups == group
+            matrices[group] = confusion_matrix(y_true[mask], y_pred[mask], num_classes)
+    return matrices

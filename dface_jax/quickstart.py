@@ -37,6 +37,7 @@ from typing import Any
 import ml_collections
 
 from dface_jax.configs import load_config, save_config
+from dface_jax.workdir import write_manifest
 
 PathLike = str | pathlib.Path
 SIZES = ("small", "paper")
@@ -159,7 +160,7 @@ def folder_lock(out_dir: PathLike):
 # ----------------------------------------------------------------------------- the steps
 
 def _synth(config: ml_collections.ConfigDict, raw_dir: pathlib.Path) -> dict:
-    from data_pipelines.layouts import write_layout
+    from data_pipelines.me.layouts import write_layout
     from data_pipelines.synthetic import me_clips
 
     clips = me_clips(preset="composite", size=config.synth.image_size, seed=config.synth.seed)
@@ -169,7 +170,7 @@ def _synth(config: ml_collections.ConfigDict, raw_dir: pathlib.Path) -> dict:
 
 def _prepare(config: ml_collections.ConfigDict, raw_dir: pathlib.Path,
              data_dir: pathlib.Path) -> dict:
-    from data_pipelines.mer_source import format_summary, prepare_dataset
+    from data_pipelines.me.datasets import format_summary, prepare_dataset
 
     summary = prepare_dataset(
         "composite", raw_dir, data_dir, image_size=config.prepare.image_size,
@@ -185,21 +186,20 @@ def _prepare(config: ml_collections.ConfigDict, raw_dir: pathlib.Path,
 
 
 def _pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-    from dface_jax.train import pretrain
+    from dface_jax.pretrain.loop import run_pretraining
+    from dface_jax.runtime.metrics_log import read_metrics
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    save_config(config.pretrain, workdir / "config.json")
-    shard_dir = pretrain.ensure_clip_shards(config.pretrain, workdir)
-    state = pretrain.train(config.pretrain, workdir, shard_dir=shard_dir, progress=True)
-    records = _read_last_metrics(workdir / "metrics.jsonl")
-    return {"steps": int(state["step"]), **{k: records[k] for k in
+    state = run_pretraining(config.pretrain, workdir, progress=True)
+    last = read_metrics(workdir)[-1]
+    return {"steps": int(state["step"]), **{k: last[k] for k in
                                             ("loss", "recon_loss", "codes_in_use", "perplexity")
-                                            if k in records}}
+                                            if k in last}}
 
 
 def _extract(config: ml_collections.ConfigDict, tokenizer_workdir: pathlib.Path,
              data_dir: pathlib.Path, tokens_path: pathlib.Path) -> dict:
-    from dface_jax.train.extract import extract_dataset, save_token_cache
+    from dface_jax.tokens.cache import save_token_cache
+    from dface_jax.tokens.extract import extract_dataset
 
     cache = extract_dataset(tokenizer_workdir, "composite", data_dir,
                             batch_size=config.extract.batch_size,
@@ -213,8 +213,8 @@ def _compare(config: ml_collections.ConfigDict, tokens_path: pathlib.Path,
              compare_dir: pathlib.Path) -> dict:
     from tqdm import tqdm
 
-    from dface_jax.train.extract import load_token_cache
-    from dface_jax.train.mer import COMPARISON_VARIANTS, run_comparison
+    from dface_jax.loso.compare import COMPARISON_VARIANTS, run_comparison
+    from dface_jax.tokens.cache import load_token_cache
 
     seeds = tuple(config.loso.compare.seeds)
     # One LOSO sweep per variant and seed; each is a single compiled program, so the bar
@@ -229,7 +229,7 @@ def _compare(config: ml_collections.ConfigDict, tokens_path: pathlib.Path,
 
     try:
         comparison = run_comparison(config.loso, load_token_cache(tokens_path), compare_dir,
-                                    seeds, log=log)
+                                    seeds, token_cache_path=str(tokens_path), log=log)
     finally:
         bar.close()
     return {name: {"uf1": row["uf1"]["mean"], "uar": row["uar"]["mean"]}
@@ -242,13 +242,6 @@ def results_table(compare_dir: PathLike) -> str:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the compare step has not finished")
     return path.read_text()
-
-
-def _read_last_metrics(path: pathlib.Path) -> dict:
-    from dface_jax.analysis.plots import read_metrics
-
-    records = read_metrics(path) if path.exists() else []
-    return records[-1] if records else {}
 
 
 def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[Step]:
@@ -276,7 +269,7 @@ def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[St
 
 def _report(config: ml_collections.ConfigDict, out_dir: pathlib.Path,
             report_dir: pathlib.Path) -> dict:
-    from dface_jax.analysis.report import report_for_workdir
+    from dface_jax.report.page import report_for_workdir
 
     built = report_for_workdir(out_dir, report_dir, top_k=config.report.top_k,
                                num_faces=config.report.num_faces)
@@ -294,6 +287,10 @@ def run_quickstart(out_dir: PathLike, size: str = "small", *, overrides: Sequenc
     start = time.perf_counter()
     with folder_lock(out_dir):
         _check_same_config(out_dir, config)
+        write_manifest(out_dir, "quickstart", "quickstart", inputs={
+            "raw_data": out_dir / "data" / "raw", "data_dir": out_dir / "data" / "tfds",
+            "tokenizer_workdir": out_dir / "pretrain", "token_cache": out_dir / "tokens.npz",
+            "comparison": out_dir / "compare"})
         steps = run_steps(out_dir, build_steps(out_dir, config), log=log)
     table = results_table(out_dir / "compare")
     log(table)

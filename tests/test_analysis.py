@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dface_jax.analysis import plots
+from dface_jax.report import figures as plots
+from dface_jax.runtime.metrics_log import read_metrics
 
 
 def assert_nontrivial_png(path, min_std=8.0):
@@ -98,11 +99,11 @@ def test_training_curves_from_metrics_jsonl(tmp_path):
         for step in range(0, 200, 10):
             f.write(json.dumps({"step": step, "loss": 1.0 / (1 + step), "perplexity":
                                 5 + step / 20, "examples_per_sec": 100.0}) + "\n")
-    path = plots.plot_training_curves(metrics, tmp_path / "curves.png")
+    path = plots.plot_training_curves(read_metrics(tmp_path), tmp_path / "curves.png")
     assert_nontrivial_png(path)
     metrics.write_text('{"step": 1, "loss": 0.5}\nnot json\n')
     with pytest.raises(ValueError, match="line 2"):
-        plots.read_metrics(metrics)
+        read_metrics(tmp_path)
 
 
 # ----------------------------------------------------------------------------- analysis API
@@ -119,12 +120,12 @@ def tiny_tokenizer_workdir(tmp_path_factory):
     import ml_collections
 
     from dface_jax.models.tokenizer import TokenizerConfig, init_tokenizer
-    from dface_jax.train.checkpoint import save_params
+    from dface_jax.workdir import write_tokenizer
 
     workdir = tmp_path_factory.mktemp("tokenizer")
     config = ml_collections.ConfigDict({"tokenizer": TINY_TOKENIZER, "seed": 0})
     variables = init_tokenizer(TokenizerConfig.from_dict(TINY_TOKENIZER), jax.random.PRNGKey(0))
-    save_params(workdir, variables["params"], config)
+    write_tokenizer(workdir, variables["params"], config, "test")
     return workdir
 
 
@@ -166,13 +167,14 @@ def test_transfer_keeps_only_the_chosen_positions(tiny_tokenizer_workdir):
                                atol=1e-5)
 
 
-def test_load_tokenizer_errors_name_the_file(tmp_path, tiny_tokenizer_workdir):
+def test_load_tokenizer_refuses_what_is_not_a_tokenizer_workdir(tmp_path):
     from dface_jax.analysis import load_tokenizer
+    from dface_jax.workdir import WorkdirError, write_manifest
 
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(WorkdirError, match=f"{tmp_path}: no manifest.json"):
         load_tokenizer(tmp_path)
-    (tmp_path / "config.json").write_text('{"seed": 1}')
-    with pytest.raises(KeyError, match="no 'tokenizer' field"):
+    write_manifest(tmp_path, "loso", "loso")
+    with pytest.raises(WorkdirError, match="is a 'loso' workdir .* expected a tokenizer"):
         load_tokenizer(tmp_path)
 
 
@@ -183,18 +185,19 @@ def test_load_classifier_restores_one_fold_of_a_stacked_checkpoint(tmp_path):
     import ml_collections
 
     from dface_jax.analysis import load_classifier
-    from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
-    from dface_jax.train.checkpoint import save_params
+    from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
+    from dface_jax.runtime.checkpoint import save_params
+    from dface_jax.workdir import write_manifest
 
     classifier = dict(num_classes=3, seq_len=16, input_dim=8, dim=16, depth=1, heads=2,
-                      mlp_dim=16, dropout=0.0, text_dim=8, pooling="softmax",
-                      pooling_temperature=1.0)
+                      mlp_dim=16, dropout=0.0, text_dim=8, pooling="softmax")
     model = TokenClassifier(ClassifierConfig.from_dict(classifier))
     vectors = np.random.default_rng(0).normal(size=(5, 16, 8)).astype(np.float32)
     stacked = jax.vmap(lambda key: model.init(key, vectors[:1])["params"])(
         jax.random.split(jax.random.PRNGKey(0), 3))
     save_params(tmp_path, stacked, ml_collections.ConfigDict(
-        {"model": "dface", "classifier": classifier}))
+        {"model": "dface", "finetune_tokenizer": False, "classifier": classifier}))
+    write_manifest(tmp_path, "loso", "test")
     (tmp_path / "folds.json").write_text(json.dumps({"held_out_subjects": ["a/1", "b/2", "c/3"]}))
     (tmp_path / "results.json").write_text(json.dumps({"label_names": ["n", "p", "s"]}))
 
@@ -218,7 +221,7 @@ _REPRODUCE_SCRIPT = """
 import sys
 import numpy as np
 from dface_jax.analysis import load_classifier, load_tokenizer
-from dface_jax.analysis.load import read_folds
+from dface_jax.workdir import read_folds
 
 tokenizer_dir, loso_dir, clips_path, out_path = sys.argv[1:]
 clips = np.load(clips_path)
@@ -246,19 +249,17 @@ def test_fresh_process_reproduces_a_tiny_runs_predictions(tmp_path):
 
     from data_pipelines.synthetic import talking_clips
     from dface_jax.configs import load_config, save_config
-    from dface_jax.train import pretrain
-    from dface_jax.train.extract import extract_tokens, restore_tokenizer
-    from dface_jax.train.mer import run_loso
+    from dface_jax.pretrain.loop import run_pretraining
+    from dface_jax.tokens.extract import extract_tokens
+    from dface_jax.workdir import restore_tokenizer
+    from dface_jax.loso.run import run_loso
 
     tokenizer_dir = tmp_path / "pretrain"
     config = load_config("pretrain_synthetic.py:tiny", [
         "--config.train.num_steps=3", "--config.train.checkpoint_every=3",
         "--config.train.log_every=3", "--config.data.num_clips=8",
         "--config.train.restart_dead_codes_every=0"])
-    tokenizer_dir.mkdir()
-    save_config(config, tokenizer_dir / "config.json")
-    pretrain.train(config, tokenizer_dir, shard_dir=pretrain.ensure_clip_shards(config, tokenizer_dir),
-                   progress=False)
+    run_pretraining(config, tokenizer_dir, progress=False)
 
     # 24 clips of 4 subjects from SynthFACS talking clips: (first, last frame) pairs.
     frames = talking_clips(seed=5, num_clips=24, num_frames=6, size=32)["frames"]

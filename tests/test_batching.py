@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dface_jax.batching import apply_in_batches
+from dface_jax.runtime.batching import apply_in_batches
 
 
 def test_apply_in_batches_equals_one_call_and_compiles_once():

@@ -8,9 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from data_pipelines import clip_shards
+from data_pipelines.talking_faces import shards as clip_shards
 from dface_jax.configs import read_config
-from dface_jax.train import checkpoint as checkpoint_lib
+from dface_jax.runtime import checkpoint as checkpoint_lib
 
 import ml_collections
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from data_pipelines import clip_shards
+from data_pipelines.talking_faces import shards as clip_shards
 
 
 def _clips(num_clips=6, num_frames=9, size=16, channels=1, seed=0):

@@ -68,5 +68,5 @@ def test_pretrain_synthetic_variants_build_their_tokenizer(variant):
 
 
 def test_unknown_pretrain_synthetic_variant_lists_the_known_ones():
-    with pytest.raises(ValueError, match="'tiny', 'long'"):
+    with pytest.raises(ValueError, match="'long', 'tiny'"):
         configs.load_config("pretrain_synthetic.py:longer")

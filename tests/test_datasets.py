@@ -8,8 +8,10 @@ import numpy as np
 import openpyxl
 import pytest
 
-from data_pipelines import faces, layouts, mer_source, sheets
-from data_pipelines.mer_source import DatasetError, label_names, load_mer_source, prepare_dataset
+from data_pipelines import faces
+from data_pipelines.me import layouts, sheets
+from data_pipelines.me.datasets import format_summary
+from data_pipelines.me.datasets import DatasetError, label_names, load_mer_source, prepare_dataset
 
 SIZE = 32
 CASME2_HEADER = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
@@ -176,7 +178,7 @@ def test_smic_apex_rules_and_configs_side_by_side(tmp_path):
     assert by_largest["s1_ne_01"]["apex_frame"] == 60581
     assert pixel(by_largest["s1_ne_01"]["apex"]) == 200
     assert "s3_x_01" not in by_middle  # non_micro is not read
-    text = mer_source.format_summary(middle, max_listed=1)
+    text = format_summary(middle, max_listed=1)
     assert "smic/s1/s1_ne_01 -> frame 60582" in text and "... and 2 more (all in summary.json)" in text
 
 
@@ -310,7 +312,7 @@ def test_skip_bad_reports_every_skip(tmp_path, capsys):
     assert "clip folder" in reasons["casme2/sub01/EP06"] and "not found" in reasons["casme2/sub01/EP06"]
     printed = capsys.readouterr().out
     assert all(f"skipped casme2/sub01/EP0{i}" in printed for i in range(2, 7))
-    assert "skipped: 5" in mer_source.format_summary(summary)
+    assert "skipped: 5" in format_summary(summary)
 
 
 def test_face_crop_fallback_is_reported(tmp_path, monkeypatch, capsys):
@@ -360,9 +362,8 @@ def test_raw_frames_are_face_cropped_with_haar(tmp_path):
     assert np.abs(onset - expected).mean() < 0.02 < np.abs(onset - centred).mean()
 
 
-def test_missing_detector_fails_before_building(tmp_path):
-    if hasattr(__import__("cv2"), "CascadeClassifier"):
-        pytest.skip("this OpenCV has Haar cascades")
+def test_missing_detector_fails_before_building(tmp_path, monkeypatch):
+    monkeypatch.delattr(__import__("cv2"), "CascadeClassifier")  # an OpenCV built without it
     root = casme2_tree(tmp_path / "casme2")
     with pytest.raises(faces.FaceDetectorUnavailable, match="CascadeClassifier"):
         prepare_dataset("casme2", root, tmp_path / "data", image_size=SIZE)
@@ -497,9 +498,8 @@ def test_write_layout_rejects_bad_input(tmp_path):
 
 def test_synthfacs_composite_round_trip(tmp_path):
     """The real generator's composite set, written and read back, is the same set."""
-    synthetic = pytest.importorskip("data_pipelines.synthetic")
-    if not hasattr(synthetic, "me_clips"):
-        pytest.skip("data_pipelines.synthetic.me_clips is not written yet")
+    from data_pipelines import synthetic
+
     clips = synthetic.me_clips(preset="composite", size=SIZE, seed=0)
     written = layouts.write_layout(clips, "composite", tmp_path / "tree")
     summary = prepare_dataset("composite", tmp_path / "tree", tmp_path / "data", image_size=SIZE,

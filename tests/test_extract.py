@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dface_jax.models.tokenizer import TokenizerConfig, embed_actions, encode_actions, init_tokenizer
-from dface_jax.train import extract
+from dface_jax.tokens import cache as cache_lib, extract
 
 TINY_TOKENIZER = TokenizerConfig(image_size=16, patch_size=4, dim=16, spatial_depth=1,
                                  temporal_depth=1, decoder_depth=1, heads=2, dim_head=8,
@@ -35,7 +35,7 @@ def test_extract_tokens_fields_and_values(tokenizer_params):
     cache = extract.extract_tokens(tokenizer_params, TINY_TOKENIZER, samples, label_names=LABEL_NAMES,
                                    batch_size=2, difference_size=8, tokenizer_workdir="/w",
                                    apex_rule="middle")
-    assert set(cache) == set(extract.CACHE_FIELDS)
+    assert set(cache) == set(cache_lib.CACHE_FIELDS)
     assert cache["action_tokens"].shape == (5, 16) and cache["action_tokens"].dtype == np.int32
     assert cache["action_vectors"].shape == (5, 16, TINY_TOKENIZER.dim)
     assert cache["frame_difference"].shape == (5, 8, 8, 1)
@@ -56,16 +56,16 @@ def test_extract_tokens_fields_and_values(tokenizer_params):
 def test_cache_round_trip_and_errors(tmp_path, tokenizer_params):
     cache = extract.extract_tokens(tokenizer_params, TINY_TOKENIZER, _samples(3),
                                    label_names=LABEL_NAMES, batch_size=4, difference_size=4)
-    path = extract.save_token_cache(tmp_path / "tokens.npz", cache)
-    loaded = extract.load_token_cache(path)
-    for name in extract.CACHE_FIELDS:
+    path = cache_lib.save_token_cache(tmp_path / "tokens.npz", cache)
+    loaded = cache_lib.load_token_cache(path)
+    for name in cache_lib.CACHE_FIELDS:
         np.testing.assert_array_equal(loaded[name], cache[name])
     broken = dict(cache, labels=np.asarray([0, 1, 7], np.int32))
     with pytest.raises(ValueError, match=r"labels\[2\] = 7 is outside the 3 classes"):
-        extract.save_token_cache(tmp_path / "bad.npz", broken)
+        cache_lib.save_token_cache(tmp_path / "bad.npz", broken)
     del broken["subjects"]
     with pytest.raises(KeyError, match="missing field.*subjects"):
-        extract.validate_token_cache(broken, "bad.npz")
+        cache_lib.validate_token_cache(broken, "bad.npz")
     with pytest.raises(ValueError, match="sample 1 \\(EP01\\).*same \\[H, W, C\\]"):
         samples = _samples(2)
         samples[1]["apex"] = np.zeros((8, 8, 1), np.float32)
@@ -74,21 +74,21 @@ def test_cache_round_trip_and_errors(tmp_path, tokenizer_params):
 
 @pytest.mark.slow
 def test_extract_tokens_cli_on_a_built_dataset(tmp_path, tokenizer_params):
-    from data_pipelines.mer_source import prepare_dataset
+    from data_pipelines.me.datasets import prepare_dataset
     from data_pipelines.synthetic import me_clips
-    from data_pipelines.layouts import write_layout
+    from data_pipelines.me.layouts import write_layout
     from dface_jax import cli
-    from dface_jax.train.checkpoint import save_params
+    from dface_jax.workdir import write_tokenizer
     import ml_collections
 
     clips = [c for c in me_clips(preset="composite", size=16, seed=0) if c.dataset == "casme2"][:12]
     write_layout(clips, "casme2", tmp_path / "raw")
     prepare_dataset("casme2", tmp_path / "raw", tmp_path / "data", image_size=16, trust_cropped=True)
     config = ml_collections.ConfigDict({"tokenizer": TINY_TOKENIZER.to_dict()})
-    save_params(tmp_path / "tok", tokenizer_params, config)
+    write_tokenizer(tmp_path / "tok", tokenizer_params, config, "test")
     assert cli.main(["extract-tokens", "--tokenizer", str(tmp_path / "tok"), "--data",
                      str(tmp_path / "data"), "--dataset", "casme2", "--out",
                      str(tmp_path / "tokens.npz"), "--batch-size", "4"]) == 0
-    cache = extract.load_token_cache(tmp_path / "tokens.npz")
+    cache = cache_lib.load_token_cache(tmp_path / "tokens.npz")
     assert cache["action_tokens"].shape == (len(clips), 16)
     assert str(cache["tokenizer_workdir"]).endswith("tok")

@@ -107,7 +107,8 @@ def test_detector_spec_errors():
 
 def synthfacs_in_a_larger_frame(num=2):
     """SynthFACS faces (128 px) pasted at x=100, y=60 into 320x256 gray frames, like raw video."""
-    synthetic = pytest.importorskip("data_pipelines.synthetic")
+    from data_pipelines import synthetic
+
     identities = synthetic.sample_identities(0, num)
     au = np.zeros((num, len(synthetic.AU_NAMES)), np.float32)
     face_images = np.asarray(synthetic.render_faces(identities, au, size=128))[..., 0]

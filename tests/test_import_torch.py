@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dface_jax import cli
-from dface_jax.analysis.load import load_classifier, load_tokenizer
+from dface_jax.analysis import load_classifier, load_tokenizer
 from dface_jax.convert import export
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "released_dface_parity_small.npz"
@@ -95,8 +95,9 @@ def test_imported_tokenizer_feeds_token_extraction(tokenizer_workdir, release, t
     fixture's frame pairs to the release's indices inside the token cache; gray SynthFACS faces
     (the MER data is gray) feed the RGB tokenizer by repeating the channel."""
     from data_pipelines.synthetic import AU_NAMES, EMOTION_AUS, render_faces, sample_identities
-    from dface_jax.train.extract import extract_tokens, load_token_cache, restore_tokenizer, \
-        save_token_cache
+    from dface_jax.tokens.cache import load_token_cache, save_token_cache
+    from dface_jax.tokens.extract import extract_tokens
+    from dface_jax.workdir import restore_tokenizer
 
     params, config = restore_tokenizer(tokenizer_workdir)
     video = release["video"]
@@ -156,7 +157,7 @@ def test_safetensors_with_dataparallel_prefix_imports_the_same_params(tmp_path, 
     import jax
     from safetensors.numpy import save_file
 
-    from dface_jax.train.checkpoint import restore_params
+    from dface_jax.runtime.checkpoint import restore_params
 
     path = tmp_path / "vae.safetensors"
     save_file({"module." + key[len("tokenizer/"):]: np.ascontiguousarray(value)
@@ -207,7 +208,7 @@ def test_options_that_contradict_the_weights_are_refused(tmp_path):
 
 
 def test_an_existing_workdir_is_not_overwritten(tokenizer_workdir):
-    with pytest.raises(export.ImportCheckpointError, match="already holds config.json"):
+    with pytest.raises(export.ImportCheckpointError, match="already holds manifest.json, config.json"):
         export.import_checkpoint(FIXTURE, "tokenizer", tokenizer_workdir, prefix="tokenizer/")
 
 
@@ -237,10 +238,10 @@ def test_extract_tokens_command_reads_the_imported_tokenizer_on_gray_data(tokeni
                                                                           tmp_path):
     """The whole path a user takes: a gray MER dataset built by `prepare`, tokens by
     `extract-tokens --tokenizer W` with W from `import-torch`."""
-    from data_pipelines.layouts import write_layout
-    from data_pipelines.mer_source import prepare_dataset
+    from data_pipelines.me.layouts import write_layout
+    from data_pipelines.me.datasets import prepare_dataset
     from data_pipelines.synthetic import me_clips
-    from dface_jax.train.extract import load_token_cache
+    from dface_jax.tokens.cache import load_token_cache
 
     clips = me_clips(preset="casme2", size=64, seed=0)[:6]
     write_layout(clips, "casme2", tmp_path / "raw")

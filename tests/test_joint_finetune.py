@@ -12,9 +12,10 @@ import pytest
 
 from dface_jax.models.edclip import anchor_rows
 from dface_jax.models.joint import TokenizerAndClassifier
-from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
+from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig, init_tokenizer
-from dface_jax.train import extract, mer
+from dface_jax.loso import step, sweep
+from dface_jax.tokens import cache as cache_lib, extract
 
 TOKENIZER = TokenizerConfig(image_size=16, patch_size=4, dim=16, quant_dim=8, spatial_depth=1,
                             temporal_depth=1, decoder_depth=1, heads=2, dim_head=8, channels=1,
@@ -37,7 +38,7 @@ def pretrained():
 
 
 def _joint_model(pretrained):
-    return mer.LosoModel(TokenizerAndClassifier(TOKENIZER, CLASSIFIER), 3, {"tokenizer": pretrained})
+    return step.LosoModel(TokenizerAndClassifier(TOKENIZER, CLASSIFIER), 3, {"tokenizer": pretrained})
 
 
 def test_each_loss_reaches_only_its_own_module(pretrained):
@@ -50,9 +51,9 @@ def test_each_loss_reaches_only_its_own_module(pretrained):
     weights = jnp.ones(3)
 
     def total(params, weight):
-        config = mer.LosoTrainConfig(tokenizer_loss_weight=weight)
+        config = step.LosoTrainConfig(tokenizer_loss_weight=weight)
         outputs = model.apply(params, pairs, train=True, dropout_key=jax.random.PRNGKey(1))
-        return mer.loss_terms(outputs, labels, weights, anchors, anchor_rows(LABEL_NAMES), config)[0]
+        return step.loss_terms(outputs, labels, weights, anchors, anchor_rows(LABEL_NAMES), config)[0]
 
     gradient = jax.jit(jax.grad(total), static_argnums=1)
     grads = gradient(params, 0.1)
@@ -65,12 +66,12 @@ def test_each_loss_reaches_only_its_own_module(pretrained):
     vectors = ActionTokenizer(TOKENIZER).apply(
         {"params": pretrained}, ActionTokenizer(TOKENIZER).apply(
             {"params": pretrained}, pairs[:, 0], pairs[:, 1], method="encode"), method="embed_tokens")
-    classifier_only = mer.LosoModel(TokenClassifier(CLASSIFIER), 3)
+    classifier_only = step.LosoModel(TokenClassifier(CLASSIFIER), 3)
 
     def classifier_loss(p):
         outputs = classifier_only.apply(p, vectors, train=True, dropout_key=jax.random.PRNGKey(1))
-        return mer.loss_terms(outputs, labels, weights, anchors, anchor_rows(LABEL_NAMES),
-                              mer.LosoTrainConfig())[0]
+        return step.loss_terms(outputs, labels, weights, anchors, anchor_rows(LABEL_NAMES),
+                              step.LosoTrainConfig())[0]
 
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
                  grads["classifier"], jax.jit(jax.grad(classifier_loss))(params["classifier"]))
@@ -83,12 +84,12 @@ def test_joint_sweep_equals_sequential_and_every_fold_tunes_its_own_tokenizer(pr
     pairs = _pairs(9, seed=1)
     subjects = np.asarray([f"s{i % 3}" for i in range(9)])
     labels = np.asarray([0, 1, 2, 1, 2, 0, 2, 0, 1], np.int32)
-    data = mer.LosoData(jnp.asarray(pairs), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
+    data = step.LosoData(jnp.asarray(pairs), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
     model = _joint_model(pretrained)
-    config = mer.LosoTrainConfig(epochs=2, batch_size=3, learning_rate=1e-3, edclip_weight=0.0,
+    config = step.LosoTrainConfig(epochs=2, batch_size=3, learning_rate=1e-3, edclip_weight=0.0,
                                  tokenizer_loss_weight=0.1, seed=2)
-    vmapped = mer.train_folds(model, config, data, subjects)
-    sequential = mer.train_folds_sequential(model, config, data, subjects)
+    vmapped = sweep.train_folds(model, config, data, subjects)
+    sequential = sweep.train_folds_sequential(model, config, data, subjects)
     np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=1e-4)
     np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=1e-5)
     decoder = lambda params: np.asarray(params["tokenizer"]["to_pixels"]["kernel"])
@@ -106,30 +107,31 @@ def test_joint_config_errors(pretrained):
     with pytest.raises(ValueError, match=r"pairs \[B, 2, H, W, C\]"):
         TokenizerAndClassifier(TOKENIZER, CLASSIFIER).init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1)))
     with pytest.raises(KeyError, match="'decoder_typo'.*do not belong"):
-        mer.LosoModel(TokenizerAndClassifier(TOKENIZER, CLASSIFIER), 3,
+        step.LosoModel(TokenizerAndClassifier(TOKENIZER, CLASSIFIER), 3,
                       {"decoder_typo": pretrained}).init_params(jax.random.PRNGKey(0),
                                                                 jnp.zeros((1, 2, 16, 16, 1)))
 
 
 def test_loso_command_fine_tunes_the_tokenizer(tmp_path, pretrained):
     from dface_jax import cli
-    from dface_jax.analysis.load import load_classifier
-    from dface_jax.train.checkpoint import save_params
+    from dface_jax.analysis import load_classifier
+    from dface_jax.workdir import write_tokenizer
 
-    save_params(tmp_path / "tok", pretrained, ml_collections.ConfigDict({"tokenizer": TOKENIZER.to_dict()}))
+    write_tokenizer(tmp_path / "tok", pretrained,
+                    ml_collections.ConfigDict({"tokenizer": TOKENIZER.to_dict()}), "test")
     pairs = _pairs(8, seed=3)
     samples = [{"onset": pair[0], "apex": pair[1], "label": i % 3, "subject": f"casme2/s{i % 4}",
                 "dataset": "casme2", "clip_id": f"c{i}"} for i, pair in enumerate(pairs)]
     plain = extract.extract_tokens(pretrained, TOKENIZER, samples, label_names=LABEL_NAMES,
                                    batch_size=4, tokenizer_workdir=str(tmp_path / "tok"))
-    extract.save_token_cache(tmp_path / "plain.npz", plain)
+    cache_lib.save_token_cache(tmp_path / "plain.npz", plain)
     cache = extract.extract_tokens(pretrained, TOKENIZER, samples, label_names=LABEL_NAMES,
                                    batch_size=4, tokenizer_workdir=str(tmp_path / "tok"),
                                    keep_frames=True)
     assert cache["pair_frames"].shape == (8, 2, 16, 16, 1) and cache["pair_frames"].dtype == np.float16
     np.testing.assert_allclose(cache["pair_frames"], pairs, atol=2.5e-4)
-    extract.save_token_cache(tmp_path / "tokens.npz", cache)
-    np.testing.assert_array_equal(extract.load_token_cache(tmp_path / "tokens.npz")["pair_frames"],
+    cache_lib.save_token_cache(tmp_path / "tokens.npz", cache)
+    np.testing.assert_array_equal(cache_lib.load_token_cache(tmp_path / "tokens.npz")["pair_frames"],
                                   cache["pair_frames"])
     arguments = ["loso", "--config", "loso_composite.py:tiny", "--workdir", str(tmp_path / "run"),
                  "--config.finetune_tokenizer=True", "--config.train.epochs=2"]

@@ -10,8 +10,10 @@ import pytest
 
 from dface_jax import metrics
 from dface_jax.models.edclip import anchor_rows
-from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
-from dface_jax.train import extract, mer
+from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
+from dface_jax.loso import experiment as experiment_lib, protocol, step, sweep
+from dface_jax.loso import folds as folds_lib
+from dface_jax.tokens import cache as cache_lib
 
 LABEL_NAMES = ("negative", "positive", "surprise")
 
@@ -19,7 +21,7 @@ LABEL_NAMES = ("negative", "positive", "surprise")
 def _tiny_classifier(input_dim, text_dim=8, pooling="softmax"):
     config = ClassifierConfig(num_classes=3, input_dim=input_dim, dim=8, depth=1, heads=2,
                               mlp_dim=16, dropout=0.2, text_dim=text_dim, pooling=pooling)
-    return mer.LosoModel(TokenClassifier(config), 3)
+    return step.LosoModel(TokenClassifier(config), 3)
 
 
 def _random_task(num_subjects=5, clips_per_subject=3, dim=6, seed=0):
@@ -28,12 +30,12 @@ def _random_task(num_subjects=5, clips_per_subject=3, dim=6, seed=0):
     subjects = np.asarray([f"s{i % num_subjects}" for i in range(num_clips)])
     labels = rng.integers(0, 3, num_clips).astype(np.int32)
     vectors = rng.normal(size=(num_clips, 16, dim)).astype(np.float32)
-    data = mer.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
+    data = step.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
     return data, subjects
 
 
 def test_make_folds_hold_out_each_subject_once():
-    held_out, folds = mer.make_folds(["b", "a", "b", "c", "a", "b"])
+    held_out, folds = folds_lib.make_folds(["b", "a", "b", "c", "a", "b"])
     assert held_out == ["a", "b", "c"]
     assert folds.test_index.shape == (3, 3)  # subject b has the most clips (3)
     np.testing.assert_array_equal(folds.test_valid.sum(1), [2, 3, 1])
@@ -41,21 +43,29 @@ def test_make_folds_hold_out_each_subject_once():
     tested = np.concatenate([folds.test_index[f][folds.test_valid[f]] for f in range(3)])
     assert sorted(tested.tolist()) == list(range(6))  # every clip is tested exactly once
     with pytest.raises(ValueError, match="at least 2 subjects"):
-        mer.make_folds(["a", "a"])
+        folds_lib.make_folds(["a", "a"])
 
 
 def test_epoch_batches_use_only_training_clips():
-    labels = jnp.asarray([0, 0, 0, 0, 0, 0, 1, 1, 2, 2], jnp.int32)
     train_mask = jnp.asarray([1, 1, 1, 1, 1, 0, 1, 1, 1, 0], bool)
-    _, probs = mer.class_statistics(train_mask, labels, 3)
-    permuted = mer.epoch_batches(jax.random.PRNGKey(0), train_mask, probs, 2, 4, "loss")
+    permuted = folds_lib.epoch_batches(jax.random.PRNGKey(0), train_mask, 2, 4)
     # 8 training clips, 2 steps of 4: each training clip exactly once per epoch.
     assert sorted(np.asarray(permuted).ravel().tolist()) == [0, 1, 2, 3, 4, 6, 7, 8]
-    sampled = np.asarray(mer.epoch_batches(jax.random.PRNGKey(1), train_mask, probs, 500, 16,
-                                           "sampling")).ravel()
-    assert not np.isin(sampled, [5, 9]).any()
-    class_share = np.bincount(np.asarray(labels)[sampled], minlength=3) / sampled.size
-    np.testing.assert_allclose(class_share, 1 / 3, atol=0.03)  # balanced despite 5:2:1
+    # 3 steps of 4 = 12 positions: the permutation, then its first 4 clips again.
+    longer = np.asarray(folds_lib.epoch_batches(jax.random.PRNGKey(0), train_mask, 3, 4)).ravel()
+    assert sorted(longer[:8].tolist()) == [0, 1, 2, 3, 4, 6, 7, 8]
+    np.testing.assert_array_equal(longer[8:], longer[:4])
+
+
+def test_class_weights_balance_the_training_classes():
+    labels = jnp.asarray([0, 0, 0, 0, 0, 0, 1, 1, 2, 2], jnp.int32)
+    train_mask = jnp.asarray([1, 1, 1, 1, 1, 0, 1, 1, 1, 0], bool)
+    # training counts 5, 2, 1 of 8 clips: n_train / (K n_c)
+    np.testing.assert_allclose(folds_lib.class_weights(train_mask, labels, 3),
+                               [8 / 15, 8 / 6, 8 / 3], rtol=1e-6)
+    only_two = jnp.asarray([1, 1, 0, 0, 0, 0, 1, 0, 0, 0], bool)  # no class-2 clip trains
+    np.testing.assert_allclose(folds_lib.class_weights(only_two, labels, 3),
+                               [3 / 6, 3 / 3, 0.0], rtol=1e-6)
 
 
 def test_vmapped_sweep_equals_sequential_reference():
@@ -63,9 +73,9 @@ def test_vmapped_sweep_equals_sequential_reference():
     anchors = jnp.asarray(np.linalg.qr(np.random.default_rng(1).normal(size=(8, 3)))[0].T,
                           jnp.float32)
     model = _tiny_classifier(data.inputs.shape[-1])
-    config = mer.LosoTrainConfig(epochs=2, batch_size=4, seed=3)
-    vmapped = mer.train_folds(model, config, data, subjects, anchors)
-    sequential = mer.train_folds_sequential(model, config, data, subjects, anchors)
+    config = step.LosoTrainConfig(epochs=2, batch_size=4, seed=3)
+    vmapped = sweep.train_folds(model, config, data, subjects, anchors)
+    sequential = sweep.train_folds_sequential(model, config, data, subjects, anchors)
     assert vmapped.held_out_subjects == sequential.held_out_subjects == ["s0", "s1", "s2", "s3", "s4"]
     assert vmapped.epoch_logits.shape == (2, 15, 3) and vmapped.attention.shape == (15, 16)
     np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=2e-5)
@@ -99,15 +109,15 @@ def test_learnable_task_high_uf1_and_oracle_not_below_honest():
     for clip, label in enumerate(labels):
         tokens[clip, rng.choice(16, 4, replace=False)] = label
     vectors = codebook[tokens] + 0.1 * rng.normal(size=(labels.size, 16, 6)).astype(np.float32)
-    data = mer.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
+    data = step.LosoData(jnp.asarray(vectors), jnp.asarray(labels), jnp.asarray(anchor_rows(LABEL_NAMES)))
     model = _tiny_classifier(6)
-    config = mer.LosoTrainConfig(epochs=16, batch_size=8, learning_rate=3e-3, edclip_weight=0.0)
-    run = mer.train_folds(model, config, data, subjects)
+    config = step.LosoTrainConfig(epochs=16, batch_size=8, learning_rate=3e-3, edclip_weight=0.0)
+    run = sweep.train_folds(model, config, data, subjects)
     honest = run.epoch_logits[-1].argmax(-1)
     assert metrics.uf1(labels, honest) > 0.9
     assert run.train_loss[:, -1].mean() < 0.5 * run.train_loss[:, 0].mean()
-    chosen = mer.oracle_epochs(run, labels, subjects)
-    oracle = mer.oracle_predictions(run, subjects, chosen)
+    chosen = protocol.oracle_epochs(run, labels, subjects)
+    oracle = protocol.oracle_predictions(run, subjects, chosen)
     # Per subject the oracle keeps the epoch with the most correct: never fewer than the last.
     for fold, subject in enumerate(run.held_out_subjects):
         members = subjects == subject
@@ -121,17 +131,17 @@ def _random_cache(num_subjects=4, per_subject=3):
     rng = np.random.default_rng(0)
     num_clips = num_subjects * per_subject
     subjects = [f"{'casme2' if i % 2 else 'samm'}/s{i % num_subjects}" for i in range(num_clips)]
-    return extract.synthetic_token_cache(rng.integers(0, 3, num_clips), subjects,
+    return cache_lib.synthetic_token_cache(rng.integers(0, 3, num_clips), subjects,
                                          [s.split("/")[0] for s in subjects], LABEL_NAMES,
                                          vector_dim=8, difference_size=8)
 
 
 def test_loso_command_writes_the_workdir(tmp_path):
     from dface_jax import cli
-    from dface_jax.train.checkpoint import restore_params
+    from dface_jax.runtime.checkpoint import restore_params
 
     cache = _random_cache()
-    extract.save_token_cache(tmp_path / "tokens.npz", cache)
+    cache_lib.save_token_cache(tmp_path / "tokens.npz", cache)
     workdir = tmp_path / "run"
     assert cli.main(["loso", "--config", "loso_composite.py:tiny", "--tokens",
                      str(tmp_path / "tokens.npz"), "--workdir", str(workdir),
@@ -164,18 +174,18 @@ def test_loso_command_writes_the_workdir(tmp_path):
 
 def test_shuffle_tokens_per_clip_permutes_each_clip_differently():
     vectors = np.broadcast_to(np.arange(16, dtype=np.float32)[None, :, None], (4, 16, 2))
-    shuffled = mer.shuffle_tokens_per_clip(vectors, seed=0)
+    shuffled = experiment_lib.shuffle_tokens_per_clip(vectors, seed=0)
     orders = shuffled[:, :, 0]
     assert all(sorted(row) == list(range(16)) for row in orders.tolist())
     assert len({tuple(row) for row in orders.tolist()}) == 4
-    np.testing.assert_array_equal(shuffled, mer.shuffle_tokens_per_clip(vectors, seed=0))
+    np.testing.assert_array_equal(shuffled, experiment_lib.shuffle_tokens_per_clip(vectors, seed=0))
 
 
 @pytest.mark.slow
 def test_compare_command_table(tmp_path):
     from dface_jax import cli
 
-    extract.save_token_cache(tmp_path / "tokens.npz", _random_cache())
+    cache_lib.save_token_cache(tmp_path / "tokens.npz", _random_cache())
     assert cli.main(["compare", "--config", "loso_composite.py:tiny", "--tokens",
                      str(tmp_path / "tokens.npz"), "--workdir", str(tmp_path / "cmp"),
                      "--seeds", "0,1", "--variants", "dface,no_edclip,pixel"]) == 0
@@ -214,12 +224,12 @@ def test_pixel_baseline_shapes_and_config_errors():
     cache = _random_cache()
     config = load_config("loso_composite.py:tiny", ["--config.model=pixel"])
     with pytest.raises(ValueError, match="pixel baseline has no text head"):
-        mer.build_experiment(config, cache)
+        experiment_lib.build_experiment(config, cache)
     config.train.edclip_weight = 0.0
-    experiment = mer.build_experiment(config, cache)
-    assert experiment.data.inputs.shape == (12, 8, 8, 1) and experiment.anchors is None
+    built = experiment_lib.build_experiment(config, cache)
+    assert built.data.inputs.shape == (12, 8, 8, 1) and built.anchors is None
     with pytest.raises(ValueError, match="config.model='cnn'"):
-        mer.build_experiment(load_config("loso_composite.py:tiny", ["--config.model=cnn"]), cache)
+        experiment_lib.build_experiment(load_config("loso_composite.py:tiny", ["--config.model=cnn"]), cache)
 
 
 def test_pixel_conv_and_pool_equal_flax_conv_and_max_pool():
@@ -253,13 +263,13 @@ def test_pixel_baseline_vmapped_sweep_equals_sequential_reference():
 
     rng = np.random.default_rng(2)
     subjects = np.asarray([f"s{i % 3}" for i in range(9)])
-    data = mer.LosoData(jnp.asarray(rng.normal(size=(9, 8, 8, 1)), jnp.float32),
+    data = step.LosoData(jnp.asarray(rng.normal(size=(9, 8, 8, 1)), jnp.float32),
                         jnp.asarray(rng.integers(0, 3, 9), jnp.int32),
                         jnp.asarray(anchor_rows(LABEL_NAMES)))
-    model = mer.LosoModel(PixelBaselineCNN(PixelBaselineConfig(num_classes=3, features=(4, 8))), 3)
-    config = mer.LosoTrainConfig(epochs=2, batch_size=4, edclip_weight=0.0, learning_rate=1e-3)
-    vmapped = mer.train_folds(model, config, data, subjects)
-    sequential = mer.train_folds_sequential(model, config, data, subjects)
+    model = step.LosoModel(PixelBaselineCNN(PixelBaselineConfig(num_classes=3, features=(4, 8))), 3)
+    config = step.LosoTrainConfig(epochs=2, batch_size=4, edclip_weight=0.0, learning_rate=1e-3)
+    vmapped = sweep.train_folds(model, config, data, subjects)
+    sequential = sweep.train_folds_sequential(model, config, data, subjects)
     np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=2e-5)
     np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=2e-5)
     assert vmapped.attention is None and vmapped.epoch_logits.shape == (2, 9, 3)

@@ -10,7 +10,7 @@ import pytest
 from dface_jax.convert.classifier import (classifier_config_from_state_dict, convert_classifier,
                                           expected_classifier_shapes, load_released_classifier)
 from dface_jax.convert.state_dict import load_state_dict
-from dface_jax.models.token_transformer import TokenClassifier
+from dface_jax.models.token_classifier import TokenClassifier
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "released_dface_parity_small.npz"
 FIXTURE_HEADS = 4  # the fixture's README: dim 64, depth 2, heads 4, mlp_dim 128
@@ -44,7 +44,8 @@ def test_converted_classifier_matches_release(fixture, released_state_dict):
     np.testing.assert_allclose(outputs["text_features"], fixture["classifier_text_features"],
                                atol=1e-5, rtol=0)
     np.testing.assert_allclose(outputs["attention"], fixture["classifier_attention"], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(outputs["sparsity"], fixture["classifier_sparsity"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(outputs["pooling_entropy"], fixture["classifier_sparsity"], atol=1e-5,
+                               rtol=0)
 
 
 def test_load_released_classifier_from_file(fixture):
@@ -81,7 +82,7 @@ def test_wrong_shape_is_refused(released_state_dict):
 
 
 def test_release_scale_key_set():
-    from dface_jax.models.token_transformer import ClassifierConfig
+    from dface_jax.models.token_classifier import ClassifierConfig
     shapes = expected_classifier_shapes(ClassifierConfig())
     assert shapes["transformer.layers.1.self_attn.in_proj_weight"] == (1536, 512)
     assert shapes["clip_proj.0.weight"] == (768, 512)

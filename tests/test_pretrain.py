@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from dface_jax.configs import load_config, save_config
-from dface_jax.train import checkpoint as checkpoint_lib
-from dface_jax.train import pretrain
-from dface_jax.train.metrics_log import read_metrics
+from dface_jax.runtime import checkpoint as checkpoint_lib
+from dface_jax.pretrain import data as data_lib, loop, step as step_lib
+from dface_jax.runtime.metrics_log import read_metrics
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TINY = "pretrain_synthetic.py:tiny"
@@ -51,7 +51,7 @@ def compilation_cache(tmp_path_factory):
 def shard_dir(tmp_path_factory):
     """Tiny SynthFACS talking clips (32 px), generated the way `dface-jax pretrain` does."""
     workdir = tmp_path_factory.mktemp("shards")
-    return pretrain.ensure_clip_shards(tiny_config(), workdir)
+    return data_lib.ensure_clip_shards(tiny_config(), workdir)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,9 @@ def tiny_run(tmp_path_factory, shard_dir):
     config = tiny_config(f"--config.train.num_steps={NUM_STEPS}",
                          f"--config.train.checkpoint_every={NUM_STEPS // 2}",
                          "--config.train.log_every=10",
-                         "--config.train.restart_dead_codes_every=40")
-    save_config(config, workdir / "config.json")
-    state = pretrain.train(config, workdir, shard_dir=shard_dir, progress=False)
+                         "--config.train.restart_dead_codes_every=40",
+                         f"--config.data.dir={shard_dir}")
+    state = loop.run_pretraining(config, workdir, progress=False)
     return config, workdir, jax.device_get(state)
 
 
@@ -117,7 +117,7 @@ def test_resume_from_the_middle_equals_the_uninterrupted_run(tiny_run, shard_dir
     resumed = tmp_path / "resumed"
     shutil.copytree(workdir, resumed)
     shutil.rmtree(resumed / "checkpoints" / str(NUM_STEPS))
-    final = jax.device_get(pretrain.train(config, resumed, shard_dir=shard_dir, progress=False))
+    final = jax.device_get(loop.train(config, resumed, shard_dir=shard_dir, progress=False))
     jax.tree.map(np.testing.assert_array_equal, final["params"], state["params"])
     steps = [r["step"] for r in read_metrics(resumed)]
     assert steps == sorted(set(steps)), "resumed metrics.jsonl repeats steps"
@@ -163,14 +163,14 @@ class _TinyAutoencoder(nn.Module):
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(shard_dir, tmp_path):
-    task = pretrain.TrainTask(model=_TinyAutoencoder())
+    task = step_lib.TrainTask(model=_TinyAutoencoder())
     config = tiny_config("--config.train.num_steps=4", "--config.train.checkpoint_every=4")
-    pretrain.train(config, tmp_path, shard_dir=shard_dir, task=task, progress=False)
+    loop.train(config, tmp_path, shard_dir=shard_dir, task=task, progress=False)
     # Continue to step 8 with a NaN learning rate: the first update poisons the params.
     config = tiny_config("--config.train.num_steps=8", "--config.train.checkpoint_every=1",
                          "--config.train.log_every=1", "--config.train.learning_rate=nan")
-    with pytest.raises(pretrain.NonFiniteLossError, match=r"at step 5.*checkpoint \(step 4\)"):
-        pretrain.train(config, tmp_path, shard_dir=shard_dir, task=task, progress=False)
+    with pytest.raises(loop.NonFiniteLossError, match=r"at step 5.*checkpoint \(step 4\)"):
+        loop.train(config, tmp_path, shard_dir=shard_dir, task=task, progress=False)
     assert checkpoint_lib.Checkpointer(tmp_path).all_steps() == [4]
     assert all(np.isfinite(leaf).all()
                for leaf in jax.tree.leaves(checkpoint_lib.restore_params(tmp_path)))
@@ -211,7 +211,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 def test_eval_pairs_differ_only_by_the_action():
-    from dface_jax.train.tokenizer_eval import EVAL_ACTIONS, render_eval_set
+    from dface_jax.pretrain.evaluate import EVAL_ACTIONS, render_eval_set
     still = render_eval_set(7, 2, 32, intensity=0.0, nuisance="talking")
     np.testing.assert_array_equal(still["neutral"], still["actions"])
     moving = render_eval_set(7, 2, 32, intensity=1.0, nuisance="talking")
@@ -223,7 +223,7 @@ def test_eval_pairs_differ_only_by_the_action():
 
 
 def test_probe_reads_tokens_that_carry_the_action_and_not_random_ones():
-    from dface_jax.train.tokenizer_eval import probe_accuracy
+    from dface_jax.pretrain.evaluate import probe_accuracy
     rng = np.random.default_rng(0)
     num_identities, num_actions = 8, 5
     # Position 3 carries the action (with a per-identity twist elsewhere): linearly decodable.
@@ -237,13 +237,13 @@ def test_probe_reads_tokens_that_carry_the_action_and_not_random_ones():
 def test_synthetic_clip_nuisance_follows_the_data_config(tmp_path):
     """With jitter, drift and sensor noise off only the facial actions move pixels between
     a clip's frames, so consecutive frames differ far less than with the default noise."""
-    from data_pipelines.clip_shards import clip_source, decode_clip
+    from data_pipelines.talking_faces.shards import clip_source, decode_clip
 
     def frame_change(name, sensor_noise):
         config = tiny_config()
         config.data.update(num_clips=2, num_frames=4, pose_jitter=0.0, pose_drift=0.0,
                            sensor_noise=sensor_noise, speech_probability=0.0)
-        source = clip_source(pretrain.generate_synthetic_clips(config.data, 32, tmp_path / name))
+        source = clip_source(data_lib.write_synthetic_shards(config.data, 32, tmp_path / name))
         clips = np.stack([decode_clip(source[i]) for i in range(len(source))])
         assert clips.shape[:2] == (2, 4)
         return float(np.abs(np.diff(clips, axis=1)).mean())

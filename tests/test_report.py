@@ -5,13 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dface_jax.analysis import report
+from dface_jax.report import page as report
+from dface_jax.workdir import WorkdirError, write_manifest
 from test_analysis import assert_nontrivial_png, tiny_tokenizer_workdir  # noqa: F401 (fixture)
-
-# SynthFACS draws the report's faces; skip only while that part is not written yet.
-if not hasattr(pytest.importorskip("data_pipelines.synthetic"), "talking_clips"):
-    pytest.skip("data_pipelines.synthetic.talking_clips not available yet",
-                allow_module_level=True)
 
 LABELS = ("negative", "positive", "surprise")
 
@@ -37,8 +33,12 @@ def _write_run(root, tokenizer_workdir):
              labels=labels.astype(np.int32), label_names=np.array(LABELS),
              subjects=np.array([f"s{i % 6}" for i in range(n)]), datasets=datasets,
              clip_ids=clip_ids)
+    write_manifest(root, "quickstart", "test", inputs={"comparison": root / "compare"})
+    write_manifest(root / "compare", "comparison", "test", inputs={
+        "token_cache": root / "tokens.npz", "tokenizer_workdir": pretrain})
     loso = root / "compare" / "dface"
-    loso.mkdir(parents=True)
+    write_manifest(loso, "loso", "test", inputs={
+        "token_cache": root / "tokens.npz", "tokenizer_workdir": pretrain})
     predicted = np.where(rng.uniform(size=n) < 0.7, labels, (labels + 1) % 3)
     np.savez(loso / "predictions.npz", labels=labels, predicted=predicted,
              attention=rng.dirichlet(np.ones(16) * 0.3, n).astype(np.float32),
@@ -77,10 +77,16 @@ def test_reports_of_partial_runs_name_what_is_missing(tmp_path, tiny_tokenizer_w
     assert {"reconstructions", "codebook_usage", "pretrain_curves"} <= set(alone["pictures"])
     assert "confusion_matrices" in alone["missing"] and "transfer_grid" in alone["missing"]
     loso = report.report_for_workdir(run / "compare" / "dface", tmp_path / "loso_report")
-    assert {"confusion_matrices", "pooling_weights"} <= set(loso["pictures"])
-    assert "reconstructions" in loso["missing"]
+    # The LOSO run's manifest names its token cache and tokenizer: every picture but its
+    # own training curves (this hand-made run logged none).
+    assert set(loso["pictures"]) == set(report.PICTURES) - {"loso_curves"}
     assert "Not drawn" in loso["index"].read_text()
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    import shutil
+    shutil.rmtree(run / "pretrain")  # the recorded tokenizer is gone: its pictures are not
+    without = report.report_for_workdir(run / "compare" / "dface", tmp_path / "loso_report_2")
+    assert {"reconstructions", "transfer_grid"} <= set(without["missing"])
+    assert {"confusion_matrices", "pooling_weights"} <= set(without["pictures"])
+    with pytest.raises(WorkdirError, match="nothing: no manifest.json"):
         report.report_for_workdir(tmp_path / "nothing")
 
 
@@ -91,5 +97,5 @@ def test_report_command(tmp_path, tiny_tokenizer_workdir, capsys):
     assert cli.main(["report", "--workdir", str(run / "compare" / "dface"),
                      "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "drew confusion_matrices" in out and "not drawn reconstructions" in out
+    assert "drew confusion_matrices" in out and "not drawn loso_curves" in out
     assert (tmp_path / "r" / "index.html").exists()

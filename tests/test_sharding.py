@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from dface_jax.train import checkpoint as checkpoint_lib
+from dface_jax.runtime import checkpoint as checkpoint_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -20,20 +20,21 @@ EIGHT_DEVICES_SCRIPT = r'''
 import json, sys
 import jax, numpy as np
 from dface_jax.configs import load_config
-from dface_jax.train import mesh as mesh_lib, pretrain, checkpoint as checkpoint_lib
+from dface_jax.pretrain import data as data_lib, loop, step as step_lib
+from dface_jax.runtime import checkpoint as checkpoint_lib, mesh as mesh_lib
 
 assert jax.device_count() == 8, jax.devices()
 config = load_config("pretrain_synthetic.py:tiny")
-task = pretrain.tokenizer_task(config.tokenizer)
-optimizer = pretrain.make_optimizer(config.train)
+task = step_lib.tokenizer_task(config.tokenizer)
+optimizer = step_lib.make_optimizer(config.train)
 rng = np.random.default_rng(0)
 shape = (8, 32, 32, 1)
 batch = {"source": rng.random(shape, np.float32), "driving": rng.random(shape, np.float32)}
-spec = pretrain.example_batch_spec(32, 1, 8)
+spec = step_lib.example_batch_spec(32, 1, 8)
 
 def one_step(devices):
     mesh = mesh_lib.make_mesh(devices)
-    functions = pretrain.make_train_functions(task, optimizer, mesh, spec)
+    functions = step_lib.make_train_functions(task, optimizer, mesh, spec)
     state = functions.init(jax.random.PRNGKey(0))
     global_batch = mesh_lib.global_batch(batch, mesh)
     assert len(global_batch["source"].sharding.device_set) == len(devices)
@@ -85,15 +86,15 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
                            process_id=int(process_id))
 import numpy as np
 from dface_jax.configs import load_config
-from dface_jax.train import pretrain
+from dface_jax.pretrain import data as data_lib, loop
 
 config = load_config("pretrain_synthetic.py:tiny", [
     "--config.train.num_steps=6", "--config.train.checkpoint_every=3",
     "--config.train.log_every=3"])
 assert jax.process_count() == 2 and jax.device_count() == 2
 # This process's share of the first global batch, as the loop will read it.
-first_local = next(pretrain.build_data_iterator(config, shard_dir, 4))
-state = pretrain.train(config, workdir, shard_dir=shard_dir, progress=False)
+first_local = next(data_lib.build_data_iterator(config, shard_dir, 4))
+state = loop.train(config, workdir, shard_dir=shard_dir, progress=False)
 params = [np.asarray(leaf.addressable_data(0)) for leaf in jax.tree.leaves(state["params"])]
 np.savez(out, first_source=first_local["source"], *params)
 print(json.dumps({"step": int(state["step"])}))
@@ -109,9 +110,9 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_processes_run_the_real_loop_on_their_own_shards(tmp_path):
     from dface_jax.configs import load_config
-    from dface_jax.train import pretrain
+    from dface_jax.pretrain import data as data_lib, loop
 
-    shard_dir = pretrain.ensure_clip_shards(load_config("pretrain_synthetic.py:tiny"), tmp_path)
+    shard_dir = data_lib.ensure_clip_shards(load_config("pretrain_synthetic.py:tiny"), tmp_path)
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)

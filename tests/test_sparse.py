@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dface_jax.models.sparse import entmax15, sparsemax
+from dface_jax.models.pooling import entmax15, sparsemax
 
 
 def _bisect_threshold(scores: np.ndarray, mass) -> float:

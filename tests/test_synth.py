@@ -282,10 +282,20 @@ def test_synth_command_writes_grid_npz_and_shards(tmp_path):
     assert cli.main(["synth", "--preset", "smic", "--out", str(tmp_path / "m"), "--size", "16",
                      "--frames-per-clip", "3"]) == 0
     assert len(synthetic.load_me_clips_npz(tmp_path / "m" / "synthfacs_smic.npz")) == 164
-    clip_shards = pytest.importorskip("data_pipelines.clip_shards")
-    assert cli.main(["synth", "--preset", "talking", "--out", str(tmp_path / "t"), "--size", "16",
-                     "--num-clips", "3", "--num-frames", "4"]) == 0
-    assert clip_shards.read_metadata(tmp_path / "t")["num_clips"] == 3
+    from data_pipelines.talking_faces.shards import clip_source, decode_clip, read_metadata
+    from dface_jax.configs import load_config
+    from dface_jax.pretrain.data import synthetic_talking_chunks
+
+    # --preset talking writes exactly the clips `pretrain` renders from the same config.
+    overrides = ["--config.data.num_clips=3", "--config.data.num_frames=4"]
+    assert cli.main(["synth", "--preset", "talking", "--out", str(tmp_path / "t"),
+                     "--config", "pretrain_synthetic.py:tiny", *overrides]) == 0
+    assert read_metadata(tmp_path / "t")["num_clips"] == 3
+    config = load_config("pretrain_synthetic.py:tiny", overrides)
+    expected = next(synthetic_talking_chunks(config.data, config.tokenizer.image_size))["frames"]
+    source = clip_source(tmp_path / "t")
+    written = np.stack([decode_clip(source[i]) for i in range(3)]) / 255.0
+    np.testing.assert_allclose(written, expected, atol=0.5 / 255 + 1e-6)
 
 
 IDENTITY_FACTORS = ("face_scale", "face_width", "jaw_width", "skin_tone", "texture_amplitude",

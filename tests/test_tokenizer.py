@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from dface_jax.models import layers, vq
+from dface_jax.models import losses
 from dface_jax.models import tokenizer as tok
 
 TINY = tok.TokenizerConfig(dim=32, quant_dim=16, codebook_size=16, image_size=32, patch_size=8,
@@ -263,22 +264,6 @@ def test_nsvq_training_needs_its_rng_and_adds_no_vq_loss(tiny_params):
     assert set(losses) == {"recon", "vq", "codebook", "commitment", "total"}
 
 
-def test_ema_tokenizer_updates_its_collection_in_training(tiny_params):
-    source, driving = _frames(TINY, 1), _frames(TINY, 2)
-    ema_config = dataclasses.replace(TINY, codebook_update="ema")
-    init_shapes = jax.eval_shape(lambda key: tok.init_tokenizer(ema_config, key),
-                                 jax.random.PRNGKey(0))
-    assert set(init_shapes[vq.EMA_COLLECTION]["quantizer"]) == {"cluster_size", "embed_sum"}
-    codebook = tiny_params["quantizer"]["codebook"]
-    variables = {"params": tiny_params, vq.EMA_COLLECTION: {"quantizer": {
-        "cluster_size": jnp.ones(codebook.shape[:1]), "embed_sum": codebook}}}
-    _, state = jax.jit(lambda v: tok.ActionTokenizer(ema_config).apply(
-        v, source, driving, train=True, mutable=[vq.EMA_COLLECTION]))(variables)
-    before = variables[vq.EMA_COLLECTION]["quantizer"]["cluster_size"]
-    after = state[vq.EMA_COLLECTION]["quantizer"]["cluster_size"]
-    assert float(jnp.abs(after - before).max()) > 0
-
-
 def test_bfloat16_compute_runs_and_tokens_stay_int32(tiny_params):
     config = dataclasses.replace(TINY, dtype="bfloat16")
     tokens = jax.jit(lambda p, s, d: tok.encode_actions(p, config, s, d))(
@@ -292,17 +277,16 @@ def test_wrong_frame_shape_names_the_expected_shape(tiny_params):
                                                     jnp.zeros((2, 32, 32, 3))), tiny_params)
 
 
-def test_reconstruction_losses_mse_and_l1():
+def test_reconstruction_loss_is_the_mean_squared_error():
     recon = jnp.array([[0.0, 1.0], [2.0, 3.0]])
     target = jnp.zeros((2, 2))
-    np.testing.assert_allclose(tok.reconstruction_loss(recon, target, "mse"), 14.0 / 4)
-    np.testing.assert_allclose(tok.reconstruction_loss(recon, target, "l1"), 6.0 / 4)
+    np.testing.assert_allclose(losses.reconstruction_loss(recon, target), 14.0 / 4)
     vq_losses = {"vq": jnp.float32(0.5), "codebook": jnp.float32(0.4),
                  "commitment": jnp.float32(0.1)}
-    losses = tok.tokenizer_losses(recon, target, vq_losses, "l1")
-    np.testing.assert_allclose(losses["total"], 1.5 + 0.5)
-    with pytest.raises(ValueError, match="recon_loss must be one of"):
-        tok.TokenizerConfig(recon_loss="huber")
+    total = losses.tokenizer_losses(recon, target, vq_losses)
+    np.testing.assert_allclose(total["total"], 14.0 / 4 + 0.5)
+    with pytest.raises(KeyError, match="recon_loss"):
+        tok.TokenizerConfig.from_dict({"recon_loss": "l1"})
 
 
 def test_residual_decoder_adds_its_patches_to_the_source(tiny_params):
@@ -325,59 +309,6 @@ def test_residual_decoder_adds_its_patches_to_the_source(tiny_params):
     assert float(jnp.abs(fresh_change).mean()) < 0.1 * float(jnp.abs(frame).mean())
 
 
-def test_change_weighted_loss_counts_the_moved_pixels_more():
-    source = jnp.zeros((1, 2, 2, 1))
-    driving = jnp.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])  # one pixel moved by 1
-    recon = jnp.full((1, 2, 2, 1), 0.5)  # error 0.5 on every pixel
-    weights = tok.change_weights(source, driving, 3.0)
-    np.testing.assert_allclose(weights[0, :, :, 0], [[4.0, 1.0], [1.0, 1.0]])
-    # Weighted mean of |e| = (4 * 0.5 + 3 * 0.5) / 7, of e^2 likewise; weight 0 = plain mean.
-    vq_losses = {"vq": jnp.float32(0.0), "codebook": jnp.float32(0.0),
-                 "commitment": jnp.float32(0.0)}
-    weighted = tok.tokenizer_losses(recon, driving, vq_losses, "mse", source=source,
-                                    change_weight=3.0)
-    np.testing.assert_allclose(weighted["recon"], 0.25, rtol=1e-6)
-    unequal = jnp.array([[[[1.0], [0.5]], [[0.5], [0.5]]]])  # exact on the moved pixel
-    np.testing.assert_allclose(
-        tok.tokenizer_losses(unequal, driving, vq_losses, "l1", source=source,
-                             change_weight=3.0)["recon"], 1.5 / 7, rtol=1e-6)
-    np.testing.assert_allclose(
-        tok.tokenizer_losses(unequal, driving, vq_losses, "l1")["recon"], 1.5 / 4, rtol=1e-6)
-    with pytest.raises(ValueError, match="needs the source"):
-        tok.tokenizer_losses(recon, driving, vq_losses, "mse", change_weight=3.0)
-    with pytest.raises(ValueError, match="recon_change_weight must be >= 0"):
-        tok.TokenizerConfig(recon_change_weight=-1.0)
-
-
-def test_pair_balanced_loss_weighs_each_pair_by_its_inverse_copy_error():
-    rng = np.random.default_rng(0)
-    source = jnp.asarray(rng.uniform(size=(3, 4, 4, 1)), jnp.float32)
-    motion = np.array([0.5, 0.1, 0.0], np.float32)[:, None, None, None]  # big, small, still
-    driving = source + jnp.asarray(motion * rng.normal(size=(3, 4, 4, 1)), jnp.float32)
-    recon = driving + jnp.asarray(0.05 * rng.normal(size=(3, 4, 4, 1)), jnp.float32)
-    vq_losses = {"vq": jnp.float32(0.0), "codebook": jnp.float32(0.0),
-                 "commitment": jnp.float32(0.0)}
-    floor = 1e-3
-    # reference in numpy: pair errors weighted by 1 / (copy error + floor)
-    copy = np.square(np.asarray(source) - np.asarray(driving)).mean(axis=(1, 2, 3))
-    error = np.square(np.asarray(recon) - np.asarray(driving)).mean(axis=(1, 2, 3))
-    weight = 1.0 / (copy + floor)
-    balanced = tok.tokenizer_losses(recon, driving, vq_losses, "mse", source=source,
-                                    pair_floor=floor)["recon"]
-    np.testing.assert_allclose(balanced, np.sum(weight * error) / np.sum(weight), rtol=1e-5)
-    weights = np.asarray(tok.pair_weights(source, driving, floor))
-    assert weights.shape == (3, 1, 1, 1)
-    np.testing.assert_allclose(weights.mean(), 1.0, rtol=1e-6)
-    assert weights[0] < weights[1] < weights[2]  # the bigger the motion, the smaller the weight
-    # the still pair's weight is bounded by the floor: 1/floor against the mean inverse
-    np.testing.assert_allclose(weights[2, 0, 0, 0], (1 / (copy[2] + floor)) / weight.mean(),
-                               rtol=1e-5)
-    with pytest.raises(ValueError, match="needs the source"):
-        tok.tokenizer_losses(recon, driving, vq_losses, "mse", pair_floor=floor)
-    with pytest.raises(ValueError, match="recon_pair_floor must be >= 0"):
-        tok.TokenizerConfig(recon_pair_floor=-1.0)
-
-
 def test_still_pair_reference_gives_a_still_face_zero_action(tiny_params):
     """With still_pair_reference the latent of (source, source) is exactly zero (one code
     for every position), and a moving pair's latent is its plain latent minus the still
@@ -393,39 +324,6 @@ def test_still_pair_reference_gives_a_still_face_zero_action(tiny_params):
     expected = latents(TINY, source, driving) - latents(TINY, source, source)
     assert float(jnp.abs(expected).max()) > 1e-3  # the plain encoder's still latent is not 0
     np.testing.assert_allclose(latents(config, source, driving), expected, atol=1e-5)
-
-
-def test_action_grid_gives_every_patch_the_vector_of_its_cell():
-    """8x8 patches on a 4x4 action grid: patch (r, c) gets token (r // 2) * 4 + c // 2,
-    checked against a loop over the patches."""
-    vectors = jax.random.normal(jax.random.PRNGKey(3), (2, 16, 5))
-    got = np.asarray(tok._action_grid_to_patches(vectors, 8, 8))
-    for row in range(8):
-        for col in range(8):
-            np.testing.assert_array_equal(got[:, row * 8 + col],
-                                          np.asarray(vectors)[:, (row // 2) * 4 + col // 2])
-
-
-def test_decoder_query_options_change_the_decoder_and_check_the_layout(tiny_params):
-    """Each option adds its own term to the queries (a new parameter, or the action
-    vectors laid on the grid), so the same tokens decode differently; the grid option
-    refuses the released layout, where token i is not grid cell i."""
-    source = _frames(TINY, 1, batch=1)
-    tokens = (jnp.arange(16, dtype=jnp.int32)[None] * 7) % TINY.codebook_size
-    plain = tok.decode_actions(tiny_params, TINY, source, tokens)
-    with_positions = dataclasses.replace(TINY, decoder_query_positions=True)
-    params = tok.init_tokenizer(with_positions, jax.random.PRNGKey(0))["params"]
-    assert params["query_positions"].shape == (TINY.patch_grid ** 2, TINY.dim)
-    np.testing.assert_allclose(  # zero positions = the plain decoder
-        tok.decode_actions({**params, "query_positions": jnp.zeros_like(params["query_positions"])},
-                           with_positions, source, tokens), plain, atol=1e-6)
-    assert float(jnp.abs(tok.decode_actions(params, with_positions, source, tokens)
-                         - plain).max()) > 1e-5
-    with_grid = dataclasses.replace(TINY, decoder_action_grid=True)
-    assert float(jnp.abs(tok.decode_actions(tiny_params, with_grid, source, tokens)
-                         - plain).max()) > 1e-5
-    with pytest.raises(ValueError, match="clean token layout"):
-        dataclasses.replace(TINY, decoder_action_grid=True, released_token_layout=True)
 
 
 def test_warp_frames_resamples_bilinearly_and_differentiates_in_the_displacement():

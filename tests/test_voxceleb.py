@@ -6,8 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from data_pipelines import clip_shards, voxceleb
-from data_pipelines.layouts import write_jpeg
+from data_pipelines.talking_faces import shards as clip_shards, voxceleb
+from data_pipelines.me.layouts import write_jpeg
 
 SIZE = 32
 

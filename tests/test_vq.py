@@ -1,4 +1,4 @@
-"""The vector quantizer: lookup, gradients, losses, EMA, NSVQ, dead-code restart."""
+"""The vector quantizer: lookup, gradients, losses, NSVQ, dead-code restart."""
 
 import jax
 import jax.numpy as jnp
@@ -88,64 +88,21 @@ def test_codebook_loss_moves_codes_toward_encoder_outputs():
     assert float(vq_loss(params)) < 0.5 * before
 
 
-def test_ema_update_moves_used_codes_toward_their_latents():
-    quantizer = vq.VectorQuantizer(NUM_CODES, CODE_DIM, codebook_update="ema", ema_decay=0.5)
-    latents = _latents()
-    variables = _init(quantizer, latents)
-    assert set(variables) == {"params", vq.EMA_COLLECTION}
-    params = variables["params"]
-    out, state = quantizer.apply(variables, latents, train=True, mutable=[vq.EMA_COLLECTION])
-    # No gradient reaches the codebook: the EMA owns it.
-    grad = jax.grad(lambda p: jnp.sum(quantizer.apply(
-        {**variables, "params": p}, latents, train=True,
-        mutable=[vq.EMA_COLLECTION])[0]["quantized"]))(params)
-    assert np.abs(grad["codebook"]).max() == 0
-    new_params = vq.sync_ema_codebook({"quantizer": params}, {"quantizer": state[vq.EMA_COLLECTION]})
-    old_codebook = params["codebook"]
-    new_codebook = new_params["quantizer"]["codebook"]
-    flat = np.asarray(latents).reshape(-1, CODE_DIM)
-    indices = np.asarray(out["indices"]).reshape(-1)
-    for code in np.unique(indices):
-        mean = flat[indices == code].mean(axis=0)
-        assert np.linalg.norm(new_codebook[code] - mean) < np.linalg.norm(old_codebook[code] - mean)
-
-
-def test_ema_is_not_updated_in_eval_mode():
-    quantizer = vq.VectorQuantizer(NUM_CODES, CODE_DIM, codebook_update="ema")
-    latents = _latents()
-    variables = _init(quantizer, latents)
-    _, state = quantizer.apply(variables, latents, train=False, mutable=[vq.EMA_COLLECTION])
-    jax.tree_util.tree_map(np.testing.assert_array_equal, state[vq.EMA_COLLECTION],
-                           variables[vq.EMA_COLLECTION])
-
-
 def test_restart_dead_codes_replaces_only_dead_codes():
     codebook = jnp.arange(NUM_CODES * CODE_DIM, dtype=jnp.float32).reshape(NUM_CODES, CODE_DIM)
     params = {"quantizer": {"codebook": codebook}, "other": {"w": jnp.ones(3)}}
     counts = jnp.array([5, 0, 3, 0, 0, 1, 9, 2])
     latents = -1.0 - jax.random.uniform(jax.random.PRNGKey(0), (3, 5, CODE_DIM))
-    new_params, ema_state, restarted = vq.restart_dead_codes(
+    new_params, restarted = vq.restart_dead_codes(
         params, counts, latents, jax.random.PRNGKey(1), min_count=1)
     new_codebook = np.asarray(new_params["quantizer"]["codebook"])
     dead = np.asarray(counts) < 1
-    assert int(restarted) == dead.sum() and ema_state is None
+    assert int(restarted) == dead.sum()
     np.testing.assert_array_equal(new_codebook[~dead], np.asarray(codebook)[~dead])
     flat = np.asarray(latents).reshape(-1, CODE_DIM)
     for row in new_codebook[dead]:
         assert np.any(np.all(flat == row, axis=1)), "a restarted code is not an encoder output"
     np.testing.assert_array_equal(new_params["other"]["w"], params["other"]["w"])
-
-
-def test_restart_dead_codes_resets_their_ema_statistics():
-    params = {"quantizer": {"codebook": jnp.zeros((NUM_CODES, CODE_DIM))}}
-    ema = {"quantizer": {"cluster_size": jnp.full((NUM_CODES,), 7.0),
-                         "embed_sum": jnp.ones((NUM_CODES, CODE_DIM))}}
-    counts = jnp.array([0, 1, 1, 1, 1, 1, 1, 1])
-    new_params, new_ema, _ = vq.restart_dead_codes(
-        params, counts, _latents(), jax.random.PRNGKey(2), ema_state=ema)
-    stats = new_ema["quantizer"]
-    assert float(stats["cluster_size"][0]) == 1.0 and float(stats["cluster_size"][1]) == 7.0
-    np.testing.assert_array_equal(stats["embed_sum"][0], new_params["quantizer"]["codebook"][0])
 
 
 def test_nsvq_noise_has_the_quantization_error_norm_and_gradients():
@@ -173,6 +130,3 @@ def test_bad_options_are_rejected():
     latents = _latents()
     with pytest.raises(ValueError, match="quantizer must be one of"):
         _init(vq.VectorQuantizer(quantizer="gumbel"), latents)
-    with pytest.raises(ValueError, match="EMA codebook updates need"):
-        _init(vq.VectorQuantizer(NUM_CODES, CODE_DIM, quantizer="nsvq", codebook_update="ema"),
-              latents)

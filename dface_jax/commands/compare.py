@@ -30,18 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=None,
                         help="comma-separated subset of dface,no_edclip,mean_pooling,"
                              "shuffled_tokens,pixel (default: all)")
-    parser.add_argument("--clip-dir", default=None, help="local text encoder for EDCLIP anchors")
+    parser.add_argument("--text-encoder-dir", default=None,
+                        help="local Hugging Face text model for the EDCLIP anchors "
+                             "(default: config.text_encoder_dir; none = random, non-semantic)")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from dface_jax.configs import load_config
-    from dface_jax.train.extract import load_token_cache
-    from dface_jax.train.mer import run_comparison
+    from dface_jax.loso.compare import run_comparison
+    from dface_jax.tokens.cache import load_token_cache
 
     config = load_config(args.config, overrides)
     cache = load_token_cache(args.tokens)
     seeds = args.seeds if args.seeds is not None else tuple(config.compare.seeds)
     variants = None if args.variants is None else [v.strip() for v in args.variants.split(",")]
-    run_comparison(config, cache, args.workdir, seeds, clip_dir=args.clip_dir, variants=variants)
+    run_comparison(config, cache, args.workdir, seeds, text_encoder_dir=args.text_encoder_dir,
+                   token_cache_path=args.tokens, variants=variants)
     print((pathlib.Path(args.workdir) / "comparison.md").read_text())
     return 0

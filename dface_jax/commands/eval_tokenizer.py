@@ -1,5 +1,5 @@
 """``dface-jax eval-tokenizer --workdir W --out report.json``: score a pretrained tokenizer
-on held-out SynthFACS identities (see dface_jax/train/tokenizer_eval.py for the protocol)."""
+on held-out SynthFACS identities (see dface_jax/pretrain/evaluate.py for the protocol)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
-    from dface_jax.train.tokenizer_eval import evaluate_workdir
+    from dface_jax.pretrain.evaluate import evaluate_workdir
 
     eval_overrides = {}
     if args.num_identities is not None:

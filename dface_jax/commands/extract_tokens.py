@@ -1,6 +1,6 @@
 """``dface-jax extract-tokens --tokenizer W --data DIR --dataset composite --out tokens.npz``:
 encode every clip's (onset, apex) pair with a frozen tokenizer into the LOSO token cache
-(see dface_jax/train/extract.py for the fields)."""
+(see dface_jax/tokens/cache.py for the fields)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
     import numpy as np
 
-    from dface_jax.train.extract import extract_dataset, save_token_cache
+    from dface_jax.tokens.cache import save_token_cache
+    from dface_jax.tokens.extract import extract_dataset
 
     start = time.perf_counter()
     cache = extract_dataset(args.tokenizer, args.dataset, args.data, batch_size=args.batch_size,

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     import sys
 
     from data_pipelines.faces import FaceDetectorUnavailable
-    from data_pipelines.mer_source import DatasetError, format_summary, prepare_dataset
+    from data_pipelines.me.datasets import DatasetError, format_summary, prepare_dataset
 
     try:
         summary = prepare_dataset(

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     import sys
 
     from data_pipelines.faces import FaceDetectorUnavailable
-    from data_pipelines.voxceleb import VoxCelebError, prepare_voxceleb
+    from data_pipelines.talking_faces.voxceleb import VoxCelebError, prepare_voxceleb
 
     try:
         summary = prepare_voxceleb(

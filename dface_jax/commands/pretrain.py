@@ -30,19 +30,14 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.distributed:
         jax.distributed.initialize()
 
-    from dface_jax.configs import load_config, save_config
-    from dface_jax.train import pretrain
+    from dface_jax.configs import load_config
+    from dface_jax.pretrain.loop import NonFiniteLossError, run_pretraining
 
     config = load_config(args.config, overrides)
     workdir = pathlib.Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
-        save_config(config, workdir / "config.json")
-    shard_dir = pretrain.ensure_clip_shards(config, workdir)
     try:
-        state = pretrain.train(config, workdir, shard_dir=shard_dir,
-                               progress=not args.no_progress)
-    except pretrain.NonFiniteLossError as err:
+        state = run_pretraining(config, workdir, progress=not args.no_progress)
+    except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if jax.process_index() == 0:

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
-    from dface_jax.analysis.report import report_for_workdir
+    from dface_jax.report.page import report_for_workdir
 
     built = report_for_workdir(args.workdir, args.out, top_k=args.top_k,
                                num_faces=args.num_faces)

@@ -18,7 +18,7 @@ import numpy as np
 
 from dface_jax.convert.state_dict import (check_keys_and_shapes, linear_kernel, load_state_dict,
                                           strip_prefix)
-from dface_jax.models.token_transformer import ClassifierConfig
+from dface_jax.models.token_classifier import ClassifierConfig
 
 _LAYER_PREFIX = "transformer.layers."
 

@@ -5,16 +5,18 @@ PyTorch pickle with the ``torch`` extra), converts it with :mod:`dface_jax.conve
 :mod:`dface_jax.convert.classifier` (which refuse mismatched keys or shapes, naming the first
 ones), and writes the same layout the training commands write:
 
-- ``kind="tokenizer"``: a pretraining workdir. ``config.json`` holds the ``tokenizer`` field
+- ``kind="tokenizer"``: a tokenizer workdir (manifest kind ``tokenizer``, as ``dface-jax
+  pretrain`` writes). ``config.json`` holds the ``tokenizer`` field
   (every :class:`TokenizerConfig` field, inferred from the weights, with the released-behaviour
   flags) and ``checkpoints/0/state`` holds ``{"params": ...}``. ``load_tokenizer(W)`` and
   ``extract-tokens --tokenizer W`` read it.
-- ``kind="classifier"``: a LOSO workdir with a single fold. ``config.json`` holds
-  ``model="dface"`` and the ``classifier`` field; the checkpoint's params carry a leading
+- ``kind="classifier"``: a LOSO workdir (manifest kind ``loso``) with a single fold.
+  ``config.json`` holds ``model="dface"`` and the ``classifier`` field; the manifest names the
+  tokenizer workdir, if given; the checkpoint's params carry a leading
   fold axis of size 1; ``folds.json`` names the fold's held-out subject
   (:data:`IMPORTED_HELD_OUT_SUBJECT`: imported weights hold out nobody); ``results.json``
-  records ``label_names`` (and the tokenizer workdir, if given) but no scores, because none
-  were measured. ``load_classifier(W)`` reads it.
+  records ``label_names`` but no scores, because none were measured. ``load_classifier(W)``
+  reads it.
 
 Both workdirs also record where the weights came from (``config.json`` ``imported_from``).
 """
@@ -32,6 +34,8 @@ import numpy as np
 from dface_jax.convert.classifier import classifier_config_from_state_dict, convert_classifier
 from dface_jax.convert.state_dict import load_state_dict
 from dface_jax.convert.tokenizer import convert_tokenizer_state_dict, tokenizer_config_from_state_dict
+from dface_jax.runtime.checkpoint import save_params
+from dface_jax.workdir import FOLDS_FILE, RESULTS_FILE, write_manifest, write_tokenizer
 
 KINDS = ("tokenizer", "classifier")
 # The release's classifier (models/Exp_CLIP.py) uses 8 heads; heads are not in the weights.
@@ -46,7 +50,8 @@ class ImportCheckpointError(ValueError):
 
 def _check_out_dir(out_dir: pathlib.Path) -> None:
     """Refuses a directory that already holds a workdir: a second import would mix weights."""
-    taken = [name for name in ("config.json", "checkpoints") if (out_dir / name).exists()]
+    taken = [name for name in ("manifest.json", "config.json", "checkpoints")
+             if (out_dir / name).exists()]
     if taken:
         raise ImportCheckpointError(
             f"{out_dir} already holds {', '.join(taken)}; import into a new directory")
@@ -69,7 +74,7 @@ def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str |
                             overrides: Mapping[str, Any] | None = None,
                             provenance: Mapping[str, str] | None = None):
     """Converts a released ``LatentActionQuantization`` state dict and writes a pretraining
-    workdir. Returns the :class:`TokenizerConfig`.
+    tokenizer workdir. Returns the :class:`TokenizerConfig`.
 
     Args:
       state_dict: key -> array in PyTorch layout.
@@ -81,8 +86,6 @@ def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str |
         ``quantizer="straight_through"`` to fine-tune, ``dtype="bfloat16"``).
       provenance: recorded as ``config.json`` ``imported_from``.
     """
-    from dface_jax.train.checkpoint import save_params
-
     out_dir = pathlib.Path(out_dir)
     _check_out_dir(out_dir)
     config = tokenizer_config_from_state_dict(state_dict, **dict(overrides or {}))
@@ -96,7 +99,7 @@ def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str |
     workdir_config = ml_collections.ConfigDict({"tokenizer": config.to_dict()})
     if provenance:
         workdir_config.imported_from = dict(provenance)
-    save_params(out_dir, params, workdir_config)
+    write_tokenizer(out_dir, params, workdir_config, "import-torch", inputs={"checkpoint": source})
     return config
 
 
@@ -113,11 +116,9 @@ def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str 
         when None and K is 3, the composite set's order (negative, positive, surprise).
       heads: attention heads (not recorded in the weights); None = the release's 8.
       tokenizer_workdir: the tokenizer whose action vectors the classifier reads; recorded in
-        ``results.json`` so ``load_classifier(W)`` can embed int tokens.
+        the manifest so ``load_classifier(W)`` can embed int tokens.
       overrides: other :class:`ClassifierConfig` fields (``pooling``, ``dropout``).
     """
-    from dface_jax.train.checkpoint import save_params
-
     out_dir = pathlib.Path(out_dir)
     _check_out_dir(out_dir)
     heads = RELEASED_CLASSIFIER_HEADS if heads is None else heads
@@ -129,27 +130,30 @@ def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str 
     label_names = _classifier_label_names(source, config.num_classes, label_names)
     # LOSO workdirs stack every fold's parameters on a leading axis; this one has one fold.
     fold_params = jax.tree.map(lambda leaf: np.asarray(leaf)[None], variables["params"])
-    workdir_config = ml_collections.ConfigDict({"model": "dface", "classifier": config.to_dict()})
+    workdir_config = ml_collections.ConfigDict({"model": "dface", "finetune_tokenizer": False,
+                                                "classifier": config.to_dict()})
     if provenance:
         workdir_config.imported_from = dict(provenance)
     save_params(out_dir, fold_params, workdir_config)
     folds = {"held_out_subjects": [IMPORTED_HELD_OUT_SUBJECT],
              "folds": [{"fold": 0, "held_out_subject": IMPORTED_HELD_OUT_SUBJECT,
                         "test_clips": 0, "train_clips": 0}]}
-    (out_dir / "folds.json").write_text(json.dumps(folds, indent=2))
+    (out_dir / FOLDS_FILE).write_text(json.dumps(folds, indent=2))
     results = {"model": "dface", "label_names": list(label_names), "num_folds": 1,
                "imported_from": dict(provenance or {"checkpoint": source}),
                "note": "imported weights: no LOSO scores were measured"}
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+    inputs = {"checkpoint": source}
     if tokenizer_workdir:
-        results["tokenizer_workdir"] = str(pathlib.Path(tokenizer_workdir).resolve())
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+        inputs["tokenizer_workdir"] = str(pathlib.Path(tokenizer_workdir).resolve())
+    write_manifest(out_dir, "loso", "import-torch", inputs=inputs)
     return config
 
 
 def _classifier_label_names(source: str, num_classes: int,
                             label_names: Sequence[str] | None) -> tuple[str, ...]:
     if label_names is None:
-        from data_pipelines.mer_source import label_names as dataset_label_names
+        from data_pipelines.me.datasets import label_names as dataset_label_names
 
         composite = dataset_label_names("composite")
         if num_classes != len(composite):

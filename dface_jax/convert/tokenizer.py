@@ -38,10 +38,8 @@ TRANSFORMERS = {  # release name -> our module name
 POSITION_BIAS_HIDDEN_LAYERS = 2
 # The configuration of the released model, whatever its sizes.
 RELEASED_BEHAVIOUR = dict(released_token_layout=True, released_temporal_peg=True,
-                          predict_residual=False, decoder_warp=False,
-                          recon_change_weight=0.0,
-                          token_position_embedding=False, quantizer="nsvq",
-                          codebook_update="loss")
+                          predict_residual=False, still_pair_reference=False,
+                          decoder_warp=False, token_position_embedding=False, quantizer="nsvq")
 
 
 def _inner_ff_dim(config: TokenizerConfig) -> int:

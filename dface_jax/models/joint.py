@@ -13,11 +13,10 @@ never reaches the tokenizer, and the tokenizer only adapts to the micro-expressi
 classifier loss's for the classifier and ``w`` times the tokenizer loss's for the
 tokenizer: one AdamW over both equals the release's two AdamWs with the same settings
 (AdamW is elementwise). The weight ``w`` is ``train.tokenizer_loss_weight`` of the LOSO
-config (mer.py adds it), not a field of this module.
+config (``loso.step.loss_terms`` adds it), not a field of this module.
 
-Not supported: the EMA codebook (its statistics are a mutable collection the LOSO loop
-does not carry) and dead-code restarts (a pretraining-time mechanism); the quantizer's
-codebook is trained by its loss terms like every other parameter.
+Not supported: dead-code restarts (a pretraining-time mechanism); the quantizer's codebook
+is trained by its loss terms like every other parameter.
 """
 
 from __future__ import annotations
@@ -25,16 +24,13 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from dface_jax.models.token_transformer import ClassifierConfig, TokenClassifier
+from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
 from dface_jax.models.tokenizer import ActionTokenizer, TokenizerConfig
 
 
 def check_joint_configs(tokenizer_config: TokenizerConfig, classifier_config: ClassifierConfig
                         ) -> None:
-    """Raises if the two configs cannot be chained (widths, token count, EMA codebook)."""
-    if tokenizer_config.codebook_update == "ema":
-        raise ValueError("joint tokenizer fine-tuning needs codebook_update='loss'; the EMA "
-                         "codebook's statistics are not carried through the LOSO loop")
+    """Raises if the two configs cannot be chained (widths, token count)."""
     if classifier_config.input_dim != tokenizer_config.dim:
         raise ValueError(f"classifier input_dim {classifier_config.input_dim} != tokenizer dim "
                          f"{tokenizer_config.dim} (the action vectors' width)")
@@ -56,7 +52,7 @@ class TokenizerAndClassifier(nn.Module):
 
     def __call__(self, pairs: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
         """pairs [B, 2, H, W, C] (onset, apex) in [0, 1] -> the classifier's dict (logits,
-        text_features, attention, sparsity) plus, with ``train=True``, ``tokenizer_loss``
+        text_features, attention, pooling_entropy) plus, with ``train=True``, ``tokenizer_loss``
         (reconstruction + quantizer loss of the apex from the onset, a scalar).
 
         ``train=True`` needs a ``"dropout"`` rng, and an ``"nsvq"`` rng with the NSVQ

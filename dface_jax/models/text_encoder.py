@@ -141,20 +141,20 @@ def _cache_key(prompts: Sequence[str], model_id: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _model_id(clip_dir: str | None, random_width: int, seed: int) -> str:
-    if clip_dir is None:
+def _model_id(text_encoder_dir: str | None, random_width: int, seed: int) -> str:
+    if text_encoder_dir is None:
         return f"random-tiny-clip(width={random_width},seed={seed})"
-    model_dir = pathlib.Path(clip_dir).resolve()
+    model_dir = pathlib.Path(text_encoder_dir).resolve()
     config_text = (model_dir / "config.json").read_text() if (model_dir / "config.json").is_file() else ""
     return f"{model_dir}#{hashlib.sha256(config_text.encode()).hexdigest()[:16]}"
 
 
-def encode_prompts(prompts: Sequence[str], clip_dir: str | os.PathLike | None = None, *,
+def encode_prompts(prompts: Sequence[str], text_encoder_dir: str | os.PathLike | None = None, *,
                    cache_path: str | os.PathLike | None = None, random_width: int = 64,
                    seed: int = 0) -> tuple[np.ndarray, dict]:
     """Embeds ``prompts`` into L2-normalised text anchors.
 
-    prompts: K strings (e.g. from ``edclip.class_prompts``). clip_dir: a local Hugging Face
+    prompts: K strings (e.g. from ``edclip.class_prompts``). text_encoder_dir: a local Hugging Face
     directory (see the module docstring) or None for the tiny random encoder of width
     ``random_width`` seeded by ``seed``. cache_path: an ``.npz`` read when its key (prompts +
     model) matches, written otherwise.
@@ -165,13 +165,13 @@ def encode_prompts(prompts: Sequence[str], clip_dir: str | os.PathLike | None = 
     prompts = tuple(prompts)
     if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise ValueError(f"encode_prompts needs non-empty prompt strings, got {prompts!r}")
-    if clip_dir is not None and not pathlib.Path(clip_dir).is_dir():
+    if text_encoder_dir is not None and not pathlib.Path(text_encoder_dir).is_dir():
         raise FileNotFoundError(
-            f"text encoder directory {str(clip_dir)!r} does not exist; pass a local directory "
+            f"text encoder directory {str(text_encoder_dir)!r} does not exist; pass a local directory "
             f"in Hugging Face format (nothing is downloaded), or no directory for random anchors")
-    model_id = _model_id(None if clip_dir is None else str(clip_dir), random_width, seed)
+    model_id = _model_id(None if text_encoder_dir is None else str(text_encoder_dir), random_width, seed)
     key = _cache_key(prompts, model_id)
-    semantic = clip_dir is not None
+    semantic = text_encoder_dir is not None
     info = {"semantic": semantic, "model": model_id, "cached": False,
             "warning": None if semantic else NON_SEMANTIC_WARNING}
 
@@ -183,12 +183,12 @@ def encode_prompts(prompts: Sequence[str], clip_dir: str | os.PathLike | None = 
                     warnings.warn(NON_SEMANTIC_WARNING, stacklevel=2)
                 return cached["anchors"].astype(np.float32), info
 
-    if clip_dir is None:
+    if text_encoder_dir is None:
         warnings.warn(NON_SEMANTIC_WARNING, stacklevel=2)
         features = _random_clip_anchors(prompts, random_width, seed)
         info["model"] = f"FlaxCLIPTextModel random tiny (width {random_width}, seed {seed})"
     else:
-        features, info["model"] = _directory_anchors(prompts, pathlib.Path(clip_dir))
+        features, info["model"] = _directory_anchors(prompts, pathlib.Path(text_encoder_dir))
     anchors = _l2_normalize(features)
 
     if cache_path is not None:

@@ -15,84 +15,40 @@ Shapes (paper-scale defaults from the authors' release, every one a config field
    action vectors [B, 16, dim].
 5. Decoder: the source frame's patch embeddings (stop-gradient) are the queries of a
    spatial Transformer that cross-attends to the action vectors; a linear head maps
-   every token back to a pixel patch -> the driving frame [B, H, W, C]
-   (with ``predict_residual`` the patches are a change added to the source frame; the
-   release predicts the frame itself).
+   every token back to a pixel patch -> the driving frame [B, H, W, C].
 
-Residual decoding. The decoder's queries start with a per-patch LayerNorm over the
-pixels (as released), which removes each patch's brightness and contrast; a decoder that
-must output the driving frame's pixels has to recover them from the patch's neighbours,
-and on SynthFACS at 64 px most of its error was in the per-patch means while copying the
-source frame was 20 times better. ``predict_residual=True`` outputs source + predicted
-change, so the identity comes through the source unchanged and the tokens and the decoder
-only have to say what moved (zero change = copy the source). It is off by default (the
-release) and on in our pretraining configs.
+Departures from the release, each a ``TokenizerConfig`` field (off = the release):
 
-Still-pair reference. The encoder is not symmetric in its two frames (the temporal PEG
-is causal), so a pair that did not move still gets a non-zero, face-dependent action
-latent, and the tokens carry some identity. ``still_pair_reference=True`` subtracts the
-latent of the still pair (source, source) from that of (source, driving): a face that
-did not move has exactly zero action, and what the face looks like cancels to first
-order. It costs a second encoder pass (batched with the first). Off in the release.
+- ``predict_residual``: the head outputs a change added to the source frame instead of
+  the frame itself. The decoder's queries start with a per-patch LayerNorm over the
+  pixels, which removes each patch's brightness and contrast; a decoder that must output
+  the driving frame's pixels has to recover them from the neighbours, while a residual
+  decoder lets the identity come through the source unchanged and only says what moved.
+- ``still_pair_reference``: the encoder is not symmetric in its two frames (the temporal
+  PEG is causal), so a pair that did not move still gets a face-dependent latent. This
+  subtracts the latent of the still pair (source, source): a face that did not move has
+  exactly zero action and what the face looks like cancels to first order. It costs a
+  second encoder pass (batched with the first).
+- ``decoder_warp`` (needs ``predict_residual``): the head also outputs a displacement
+  field (2 channels per pixel, in pixels: row and column offsets) and decodes
+  ``warp(source, displacement) + change``. A facial action moves the face's parts, so
+  its pixel change is high-frequency (every edge that moves) while its displacement
+  field is smooth: a warping decoder only says how far a region moved and the source's
+  own edges follow.
+- ``token_position_embedding`` (default on; off in converted released models): a learned
+  vector per token position, so that a clean-layout token still says where it acts.
+- Token layout: the release reshapes its (B*16, 32) quantized codes to (B, 32, 16) and
+  transposes, instead of (B, 16, 32): decoder context row j becomes (code_0[j],
+  code_0[16+j], code_1[j], ..., code_15[16+j]), so every code is spread over all 16
+  context vectors. Our default is the clean layout (context row i is code i);
+  ``released_token_layout=True`` reproduces the release (the released weights need it).
+- Temporal PEG: the release's temporal Transformer holds tokens as (b*h*w, t, d) but its
+  PEG reshapes them straight to (b, t, h, w, d), mixing patch positions and frames.
+  ``released_temporal_peg=True`` reproduces that; the clean default rearranges first.
+- Quantizer: ``"straight_through"`` (default, with codebook and commitment losses) or the
+  release's ``"nsvq"`` noise substitution (eval mode uses the hard codes either way).
 
-Change-weighted loss. A facial action moves about 1 % of the pixels, so a plain pixel
-loss is dominated by the unchanged face. ``recon_change_weight`` = w > 0 weighs each
-pixel's error by ``1 + w * |driving - source|`` (normalised so the weights average 1 over
-the batch); w = 0 (the released default) is the plain mean.
-
-Pair-balanced loss. The pixel loss of a pair grows with the square of how far the face
-moved, so a batch's gradient is led by its big motions (a jaw drop moves ~20x the squared
-pixels of a lip-corner pull) and the small actions are learned last.
-``recon_pair_floor`` = f > 0 weighs each pair by ``1 / (copy error + f)``, where the copy
-error is the loss of the source frame itself against the driving frame (the weights are
-normalised to average 1 over the batch): every pair that moved then counts about the
-same, and f (about the sensor noise's share of the copy error) keeps pairs that did not
-move from dominating. 0 (the released default) is off. It combines with the change
-weights.
-
-Token layout. The release reshapes its (B*16, 32) quantized codes to (B, 32, 16) and
-transposes, instead of (B, 16, 32): decoder context row j becomes (code_0[j],
-code_0[16+j], code_1[j], code_1[16+j], ..., code_15[16+j]), so every code is spread over
-all 16 context vectors, and code i always lands in channels 2i and 2i+1 (with the
-released sizes: 32-dim codes, 16 tokens). Our default is
-the clean layout (context row i is code i); ``released_token_layout=True`` reproduces the
-release. The paper's finding that tokens have *position-dependent* semantics may come
-from the released layout: there the same code at positions i and i' enters different
-channels of ``project_out``, so it is multiplied by different weights and means a
-different action vector -- position is baked into the channel placement. In the clean
-layout a code gives the same vector at every position; and because cross-attention has
-no position bias over its context, the decoder would see the 16 tokens as an unordered
-set. ``token_position_embedding`` (default on; off in converted released models) adds a
-learned vector per token position so that a clean token still says where it acts.
-
-Temporal PEG. The release's temporal Transformer holds tokens as (b*h*w, t, d) but its
-PEG reshapes them straight to (b, t, h, w, d), which mixes patch positions and frames
-(t = 2). ``released_temporal_peg=True`` reproduces that; the clean default rearranges
-the tokens to their true (b, t, h, w, d) layout first.
-
-Decoder queries. In the release the decoder's queries are the source's patch embeddings
-alone: no absolute position, only the spatial blocks' relative position bias, so a query
-can find the token that acts on its region only through what the face looks like there.
-``decoder_query_positions`` adds a learned position vector to every query;
-``decoder_action_grid`` adds to every query the action vector of the action-grid cell the
-patch lies in (token i is grid cell i in the clean layout), on top of the cross-attention.
-Both off by default (the release).
-
-Warping decoder. ``decoder_warp=True`` (needs ``predict_residual``) makes the head also
-output a displacement field (2 channels per pixel, in pixels: row and column offsets) and
-decodes ``warp(source, displacement) + change``: the source is resampled bilinearly at
-each pixel's displaced position, then the predicted change is added. A facial action
-moves the face's parts, so its pixel change is high-frequency (every edge that moves)
-while its displacement field is smooth; a residual-only decoder must paint each moved
-edge from the source's patch embedding, a warping one only says how far the region moved,
-and the source's own edges follow. Measured with the decoder alone conditioned on the
-*true* action intensities instead of tokens (SynthFACS, the default synthetic sizes,
-1600 / 6400 steps): squared error 0.52 / 0.335 of copying the source on clean held-out
-faces with the residual head, 0.435 / 0.295 with the warping head. Off by default (the
-release has neither).
-
-Quantizer: ``"straight_through"`` (default, with codebook and commitment losses) or the
-release's ``"nsvq"`` noise substitution (eval mode uses the hard codes either way).
+What each departure measured on SynthFACS is in docs/results/tokenizer_runs.md.
 """
 
 from __future__ import annotations
@@ -108,10 +64,9 @@ import jax
 import jax.numpy as jnp
 
 from dface_jax.configs import dataclass_from_dict
-from dface_jax.models import layers
-from dface_jax.models import vq
+from dface_jax.models import layers, vq
+from dface_jax.models.losses import tokenizer_losses
 
-RECON_LOSSES = ("mse", "l1")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -137,23 +92,12 @@ class TokenizerConfig:
     released_token_layout: bool = False
     released_temporal_peg: bool = False
     quantizer: str = "straight_through"
-    codebook_update: str = "loss"
     commitment_beta: float = 0.25
-    ema_decay: float = 0.99
-    recon_loss: str = "mse"
-    recon_change_weight: float = 0.0  # 0 = plain pixel loss (released); see the docstring
-    recon_pair_floor: float = 0.0  # > 0: pair-balanced loss with this floor; see the docstring
-    # The decoder predicts driving - source (see the docstring). False = the release, and
-    # the default so that the released flags alone still describe the released model;
-    # experiments/configs/pretrain_synthetic.py turns it on.
-    predict_residual: bool = False
+    # The departures of the module docstring; False = the release, so that the released
+    # flags alone still describe the released model.
+    predict_residual: bool = False  # the head outputs driving - source
     still_pair_reference: bool = False  # action latent minus the (source, source) latent
-    # Where the decoder's queries are (see "Decoder queries" in the module docstring).
-    decoder_query_positions: bool = False  # learned [h*w, dim] added to the queries
-    decoder_action_grid: bool = False  # each query += the action vector of its grid cell
-    # The head also predicts a displacement field along which the source is resampled
-    # before the change is added (see "Warping decoder"); needs predict_residual.
-    decoder_warp: bool = False
+    decoder_warp: bool = False  # the head also outputs a displacement field of the source
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -164,25 +108,12 @@ class TokenizerConfig:
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
         if self.quantizer not in vq.QUANTIZERS:
             raise ValueError(f"quantizer must be one of {vq.QUANTIZERS}, got {self.quantizer!r}")
-        if self.codebook_update not in vq.CODEBOOK_UPDATES:
-            raise ValueError(f"codebook_update must be one of {vq.CODEBOOK_UPDATES}, "
-                             f"got {self.codebook_update!r}")
-        if self.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
-        if self.recon_change_weight < 0:
-            raise ValueError(f"recon_change_weight must be >= 0, got {self.recon_change_weight}")
-        if self.recon_pair_floor < 0:
-            raise ValueError(f"recon_pair_floor must be >= 0, got {self.recon_pair_floor}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
         _ = self.num_downsamples  # raises if the patch grid cannot reach the action grid
         if self.decoder_warp and not self.predict_residual:
             raise ValueError("decoder_warp needs predict_residual=True: the warped source is "
                              "the base the predicted change is added to")
-        if self.decoder_action_grid and self.released_token_layout:
-            raise ValueError("decoder_action_grid needs the clean token layout (token i acts "
-                             "on grid cell i); released_token_layout spreads every code over "
-                             "all 16 tokens")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TokenizerConfig":
@@ -225,16 +156,6 @@ class TokenizerConfig:
     @property
     def compute_dtype(self):
         return DTYPES[self.dtype]
-
-
-def _action_grid_to_patches(action_vectors: jax.Array, height: int, width: int) -> jax.Array:
-    """[B, g*g, dim] action vectors on the g x g action grid -> [B, height*width, dim]:
-    every patch gets the vector of the grid cell it lies in (nearest upsampling)."""
-    batch, num_tokens, dim = action_vectors.shape
-    grid = math.isqrt(num_tokens)
-    cells = action_vectors.reshape(batch, grid, grid, dim)
-    cells = jnp.repeat(jnp.repeat(cells, height // grid, axis=1), width // grid, axis=2)
-    return cells.reshape(batch, height * width, dim)
 
 
 def patchify(frames: jax.Array, patch_size: int) -> jax.Array:
@@ -299,7 +220,7 @@ class ActionTokenizer(nn.Module):
       [B, 16, quant_dim] (pre-quantization, for dead-code restart), ``code_counts`` int32
       [K], ``losses`` dict(recon, vq, codebook, commitment, total) and ``metrics``
       dict(perplexity, codes_in_use). ``train=True`` with ``quantizer="nsvq"`` needs an
-      rng named ``"nsvq"``; with ``codebook_update="ema"`` pass ``mutable=["vq_ema"]``.
+      rng named ``"nsvq"``.
     """
 
     config: TokenizerConfig
@@ -325,15 +246,11 @@ class ActionTokenizer(nn.Module):
             for index in range(config.num_downsamples)]
         self.quantizer = vq.VectorQuantizer(
             num_codes=config.codebook_size, code_dim=config.quant_dim,
-            beta=config.commitment_beta, quantizer=config.quantizer,
-            codebook_update=config.codebook_update, ema_decay=config.ema_decay)
+            beta=config.commitment_beta, quantizer=config.quantizer)
         self.project_out = nn.Dense(config.dim, dtype=dtype)
         if config.token_position_embedding:
             self.token_positions = self.param("token_positions", nn.initializers.normal(0.02),
                                               (config.code_seq_len, config.dim))
-        if config.decoder_query_positions:
-            self.query_positions = self.param("query_positions", nn.initializers.normal(0.02),
-                                              (config.patch_grid ** 2, config.dim))
         self.decoder = layers.Transformer(depth=config.decoder_depth, sequence_axis="space",
                                           has_cross_attn=True, num_null_kv=config.num_null_kv,
                                           **transformer)
@@ -407,10 +324,6 @@ class ActionTokenizer(nn.Module):
             self.patch_embedding(source.astype(config.compute_dtype)))
         batch, height, width, dim = source_tokens.shape
         queries = source_tokens.reshape(batch, height * width, dim)
-        if config.decoder_query_positions:
-            queries = queries + self.query_positions.astype(queries.dtype)
-        if config.decoder_action_grid:
-            queries = queries + _action_grid_to_patches(action_vectors, height, width)
         decoded = self.decoder(queries, (batch, 1, height, width),
                                attn_bias=self.spatial_position_bias(height, width),
                                context=action_vectors)
@@ -445,10 +358,7 @@ class ActionTokenizer(nn.Module):
         quantized = self.quantizer(latents, train=train)
         recon = self.decode_from_action_vectors(
             source, self.codes_to_action_vectors(quantized["quantized"]))
-        losses = tokenizer_losses(recon, driving, quantized["losses"], self.config.recon_loss,
-                                  source=source,
-                                  change_weight=self.config.recon_change_weight,
-                                  pair_floor=self.config.recon_pair_floor)
+        losses = tokenizer_losses(recon, driving, quantized["losses"])
         return {
             "recon": recon,
             "action_tokens": quantized["indices"],
@@ -458,72 +368,6 @@ class ActionTokenizer(nn.Module):
             "metrics": {"perplexity": quantized["perplexity"],
                         "codes_in_use": quantized["codes_in_use"]},
         }
-
-
-def pixel_errors(recon: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
-    """Squared (``"mse"``) or absolute (``"l1"``) error of every pixel, float32."""
-    error = recon.astype(jnp.float32) - target.astype(jnp.float32)
-    if kind == "mse":
-        return jnp.square(error)
-    if kind == "l1":
-        return jnp.abs(error)
-    raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {kind!r}")
-
-
-def reconstruction_loss(recon: jax.Array, target: jax.Array, kind: str = "mse",
-                        weights: jax.Array | None = None) -> jax.Array:
-    """Mean squared (``"mse"``) or absolute (``"l1"``) error over all pixels: scalar.
-
-    ``weights`` (broadcastable to ``recon``) gives a weighted mean, sum(w * e) / sum(w).
-    """
-    per_pixel = pixel_errors(recon, target, kind)
-    if weights is None:
-        return jnp.mean(per_pixel)
-    weights = jnp.broadcast_to(weights.astype(jnp.float32), per_pixel.shape)
-    return jnp.sum(weights * per_pixel) / jnp.sum(weights)
-
-
-def change_weights(source: jax.Array, driving: jax.Array, change_weight: float) -> jax.Array:
-    """Per-pixel loss weights ``1 + change_weight * |driving - source|`` [B, H, W, C]
-    (constants: no gradient flows into them)."""
-    change = jnp.abs(driving.astype(jnp.float32) - source.astype(jnp.float32))
-    return jax.lax.stop_gradient(1.0 + change_weight * change)
-
-
-def pair_weights(source: jax.Array, driving: jax.Array, floor: float,
-                 kind: str = "mse") -> jax.Array:
-    """Per-pair loss weights [B, 1, 1, 1] proportional to ``1 / (copy error + floor)``
-    (the copy error is ``kind``'s mean error of the source against the driving frame),
-    normalised to average 1 over the batch (constants: no gradient flows into them)."""
-    copy_error = jnp.mean(pixel_errors(source, driving, kind).reshape(source.shape[0], -1), -1)
-    inverse = 1.0 / (copy_error + floor)
-    weights = inverse / jnp.mean(inverse)
-    return jax.lax.stop_gradient(weights.reshape(-1, *([1] * (source.ndim - 1))))
-
-
-def tokenizer_losses(recon: jax.Array, driving: jax.Array, vq_losses: dict[str, jax.Array],
-                     recon_loss: str = "mse", *, source: jax.Array | None = None,
-                     change_weight: float = 0.0, pair_floor: float = 0.0
-                     ) -> dict[str, jax.Array]:
-    """The tokenizer's losses: ``recon``, the quantizer's ``vq`` (= ``codebook`` +
-    ``commitment``), and ``total`` = recon + vq, the scalar a train step minimises.
-
-    ``change_weight`` > 0 (needs ``source``) weighs the reconstruction error of each pixel
-    by :func:`change_weights`, so the pixels the action moved count more; ``pair_floor``
-    > 0 (needs ``source``) weighs each pair by :func:`pair_weights`.
-    """
-    weights = None
-    if (change_weight or pair_floor) and source is None:
-        raise ValueError("tokenizer_losses: change_weight > 0 or pair_floor > 0 needs the "
-                         "source frames")
-    if change_weight:
-        weights = change_weights(source, driving, change_weight)
-    if pair_floor:
-        balance = pair_weights(source, driving, pair_floor, recon_loss)
-        weights = balance if weights is None else weights * balance
-    recon_value = reconstruction_loss(recon, driving, recon_loss, weights)
-    return {"recon": recon_value, "vq": vq_losses["vq"], "codebook": vq_losses["codebook"],
-            "commitment": vq_losses["commitment"], "total": recon_value + vq_losses["vq"]}
 
 
 @functools.lru_cache(maxsize=32)
@@ -552,7 +396,7 @@ def embed_actions(params, config: TokenizerConfig, tokens: jax.Array) -> jax.Arr
 
 
 def init_tokenizer(config: TokenizerConfig, rng: jax.Array, batch_size: int = 1) -> dict:
-    """Initial variables (``params`` and, with EMA, ``vq_ema``) for ``config``."""
+    """Initial variables (``{"params": ...}``) for ``config``."""
     return _compiled_init(config, batch_size)(rng)
 
 

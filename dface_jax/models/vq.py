@@ -5,20 +5,13 @@ gradient through the quantizer is one of
 
 - ``"straight_through"`` (default): the decoder gets ``z + stop_gradient(q - z)``, so the
   encoder receives the decoder's gradient unchanged; the codebook learns from the codebook
-  loss ``|sg(z) - q|^2`` (or from EMA updates) and the encoder is held near its code by the
-  commitment loss ``beta |z - sg(q)|^2``;
+  loss ``|sg(z) - q|^2`` and the encoder is held near its code by the commitment loss
+  ``beta |z - sg(q)|^2``;
 - ``"nsvq"``: noise substitution, as in the released model: ``z + (|z - q| / |v| + eps) v``
   with ``v ~ N(0, I)``; the codebook learns through ``|z - q|`` and no extra loss is added
   (the release adds none). Needs an rng named ``"nsvq"`` when ``train=True``.
 
 In eval mode (``train=False``) both return the hard codes ``q``.
-
-EMA codebook (``codebook_update="ema"``, straight-through only): the codebook stays in
-``params`` (so every pure function that takes ``params`` can encode and decode), receives
-no gradient, and the running statistics live in the mutable collection ``"vq_ema"``
-(``cluster_size`` [K], ``embed_sum`` [K, D]). A train step applies the module with
-``mutable=["vq_ema"]`` and then writes the EMA codebook into the params with
-:func:`sync_ema_codebook` (after the optimizer update, which must not decay the codebook).
 
 Dead codes: :func:`restart_dead_codes` is a pure function the training loop calls on a
 schedule with the code counts it summed over a window (``code_counts`` of each step) and
@@ -33,12 +26,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-EMA_COLLECTION = "vq_ema"
 NSVQ_RNG = "nsvq"
 # The release's epsilon in the NSVQ noise scale and in the perplexity log.
 NSVQ_EPS = 1e-12
 QUANTIZERS = ("straight_through", "nsvq")
-CODEBOOK_UPDATES = ("loss", "ema")
 
 
 def nearest_codes(latents: jax.Array, codebook: jax.Array) -> jax.Array:
@@ -68,14 +59,6 @@ def code_usage_metrics(indices: jax.Array, num_codes: int) -> dict[str, jax.Arra
             "codes_in_use": jnp.sum(counts > 0).astype(jnp.int32)}
 
 
-def ema_codebook(cluster_size: jax.Array, embed_sum: jax.Array, epsilon: float = 1e-5) -> jax.Array:
-    """Codebook from EMA statistics, Laplace-smoothed so unused codes do not divide by 0."""
-    total = jnp.sum(cluster_size)
-    num_codes = cluster_size.shape[0]
-    smoothed = (cluster_size + epsilon) / (total + num_codes * epsilon) * total
-    return embed_sum / smoothed[:, None]
-
-
 class VectorQuantizer(nn.Module):
     """Quantizes latents [..., D] against a K x D codebook.
 
@@ -89,26 +72,13 @@ class VectorQuantizer(nn.Module):
     code_dim: int = 32
     beta: float = 0.25
     quantizer: str = "straight_through"
-    codebook_update: str = "loss"
-    ema_decay: float = 0.99
 
     def setup(self):
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {self.quantizer!r}")
-        if self.codebook_update not in CODEBOOK_UPDATES:
-            raise ValueError(f"codebook_update must be one of {CODEBOOK_UPDATES}, "
-                             f"got {self.codebook_update!r}")
-        if self.codebook_update == "ema" and self.quantizer != "straight_through":
-            raise ValueError("EMA codebook updates need quantizer='straight_through'; NSVQ "
-                             "trains the codebook through its noise term")
         # N(0, 1) codes as in the release.
         self.codebook = self.param("codebook", nn.initializers.normal(1.0),
                                    (self.num_codes, self.code_dim))
-        if self.codebook_update == "ema":
-            self.cluster_size = self.variable(EMA_COLLECTION, "cluster_size",
-                                              lambda: jnp.ones((self.num_codes,), jnp.float32))
-            self.embed_sum = self.variable(EMA_COLLECTION, "embed_sum",
-                                           lambda: jnp.asarray(self.codebook, jnp.float32))
 
     def lookup(self, indices: jax.Array) -> jax.Array:
         """Codebook rows of ``indices`` int [...] -> [..., D]."""
@@ -130,11 +100,7 @@ class VectorQuantizer(nn.Module):
                 noise_norm = jnp.linalg.norm(noise, axis=1, keepdims=True)
                 quantized = flat_latents + (residual_norm / noise_norm + NSVQ_EPS) * noise
         else:
-            if self.codebook_update == "ema":
-                # The codebook moves by EMA only; no gradient reaches it.
-                hard = jax.lax.stop_gradient(hard)
-            else:
-                codebook_loss = jnp.mean(jnp.square(jax.lax.stop_gradient(flat_latents) - hard))
+            codebook_loss = jnp.mean(jnp.square(jax.lax.stop_gradient(flat_latents) - hard))
             commitment_loss = self.beta * jnp.mean(
                 jnp.square(flat_latents - jax.lax.stop_gradient(hard)))
             quantized = hard
@@ -142,14 +108,6 @@ class VectorQuantizer(nn.Module):
                 quantized = flat_latents + jax.lax.stop_gradient(hard - flat_latents)
 
         usage = code_usage_metrics(indices, self.num_codes)
-        if (self.codebook_update == "ema" and train and not self.is_initializing()
-                and self.is_mutable_collection(EMA_COLLECTION)):
-            one_hot = jax.nn.one_hot(indices, self.num_codes, dtype=jnp.float32)
-            decay = self.ema_decay
-            self.cluster_size.value = (decay * self.cluster_size.value
-                                       + (1 - decay) * usage["code_counts"].astype(jnp.float32))
-            self.embed_sum.value = (decay * self.embed_sum.value + (1 - decay)
-                                    * jax.lax.stop_gradient(one_hot.T @ flat_latents))
 
         return {
             "quantized": quantized.reshape(*batch_shape, self.code_dim),
@@ -177,23 +135,9 @@ def _replace_path(tree: dict, path: tuple[str, ...], value) -> dict:
     return {**tree, head: _replace_path(tree[head], tuple(rest), value)}
 
 
-def sync_ema_codebook(params: dict, ema_state: dict,
-                      path: tuple[str, ...] = ("quantizer",)) -> dict:
-    """Writes the EMA codebook of ``ema_state`` (the ``"vq_ema"`` collection) into params.
-
-    ``path`` is where the quantizer sits in both trees (``("quantizer",)`` inside
-    :class:`~dface_jax.models.tokenizer.ActionTokenizer`). Returns new params.
-    """
-    stats = _get_path(ema_state, path)
-    codebook = ema_codebook(stats["cluster_size"], stats["embed_sum"])
-    old = _get_path(params, path + ("codebook",))
-    return _replace_path(params, path + ("codebook",), codebook.astype(old.dtype))
-
-
 def restart_dead_codes(params: dict, code_counts: jax.Array, latents: jax.Array,
                        rng: jax.Array, *, min_count: int = 1,
-                       path: tuple[str, ...] = ("quantizer",),
-                       ema_state: dict | None = None) -> tuple[dict, dict | None, jax.Array]:
+                       path: tuple[str, ...] = ("quantizer",)) -> tuple[dict, jax.Array]:
     """Replaces codes used fewer than ``min_count`` times by random current encoder outputs.
 
     Args:
@@ -203,10 +147,8 @@ def restart_dead_codes(params: dict, code_counts: jax.Array, latents: jax.Array,
       latents: [..., D] current encoder outputs (``action_latents`` of a batch).
       rng: picks which latents (with replacement, so it works for any batch size).
       min_count: codes with fewer uses are dead.
-      ema_state: the ``"vq_ema"`` collection when EMA updates are on; restarted codes
-        get fresh statistics (``cluster_size`` 1, ``embed_sum`` = the new code).
     Returns:
-      (new params, new ema_state or None, number of restarted codes int32). Live codes
+      (new params, number of restarted codes int32). Live codes
       are returned unchanged. Jit-friendly (no data-dependent shapes).
     """
     codebook = _get_path(params, path + ("codebook",))
@@ -215,11 +157,4 @@ def restart_dead_codes(params: dict, code_counts: jax.Array, latents: jax.Array,
     dead = code_counts < min_count
     new_codebook = jnp.where(dead[:, None], flat_latents[picks], codebook)
     params = _replace_path(params, path + ("codebook",), new_codebook)
-    if ema_state is not None:
-        stats = _get_path(ema_state, path)
-        new_stats = {
-            "cluster_size": jnp.where(dead, 1.0, stats["cluster_size"]),
-            "embed_sum": jnp.where(dead[:, None], new_codebook, stats["embed_sum"]),
-        }
-        ema_state = _replace_path(ema_state, path, new_stats)
-    return params, ema_state, jnp.sum(dead).astype(jnp.int32)
+    return params, jnp.sum(dead).astype(jnp.int32)

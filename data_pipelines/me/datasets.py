@@ -1,0 +1,162 @@
+"""The micro-expression datasets: build one from its owner's layout, open a built one.
+
+Public API (docs/INTERFACES.md, "Micro-expression data"):
+- :func:`prepare_dataset` builds ``casme2``, ``samm``, ``smic`` or ``composite`` from the
+  files a user has on disk (``manual_dir``) into ``data_dir`` as ArrayRecord and returns
+  a summary (subjects, clips per class, frames, skipped clips, apex rule, estimated apexes).
+- :func:`load_mer_source` opens a built dataset with ``as_data_source()`` and yields MER
+  samples with float32 frames in [0, 1].
+- :func:`label_names` gives each dataset's label order.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_pipelines import faces
+from data_pipelines.me.builder import SUMMARY_FILE, VERSION, MERBuilder, make_config
+from data_pipelines.me.casme2 import Casme2
+from data_pipelines.me.composite import Composite
+from data_pipelines.me.records import DatasetError
+from data_pipelines.me.samm import Samm
+from data_pipelines.me.smic import Smic
+
+BUILDERS: dict[str, type[MERBuilder]] = {
+    "casme2": Casme2, "samm": Samm, "smic": Smic, "composite": Composite}
+DATASET_NAMES = tuple(BUILDERS)
+
+
+def builder_class(name: str) -> type[MERBuilder]:
+    """The builder class for ``name`` in :data:`DATASET_NAMES`."""
+    if name not in BUILDERS:
+        raise ValueError(f"dataset {name!r}: expected one of {DATASET_NAMES}")
+    return BUILDERS[name]
+
+
+def label_names(name: str) -> tuple[str, ...]:
+    """The label order of dataset ``name`` (index = the ``label`` int of its samples)."""
+    return builder_class(name).LABELS.names
+
+
+def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | pathlib.Path, *,
+                    image_size: int = 64, apex_rule: str = "middle", skip_bad: bool = False,
+                    trust_cropped: bool = False, label_csv: str | None = None,
+                    face_detector: str = "haar") -> dict:
+    """Builds dataset ``name`` from ``manual_dir`` into ``data_dir``; returns its summary.
+
+    The summary is written as ``summary.json`` beside the ArrayRecord files, so a second
+    call with the same settings (which TFDS does not rebuild) returns it unchanged. The
+    build is keyed by its settings, not by the files under ``manual_dir``: after changing
+    those, delete ``data_dir/<name>/<config>`` or use another ``data_dir``.
+    """
+    cls = builder_class(name)
+    if not trust_cropped:
+        faces.make_detector(face_detector)  # fail before TFDS creates any directory
+    if label_csv and name != "composite":
+        raise ValueError(f"label_csv is a composite-set option; {name!r} does not take one")
+    config = make_config(image_size=image_size, apex_rule=apex_rule, trust_cropped=trust_cropped,
+                         skip_bad=skip_bad, label_csv=label_csv, face_detector=face_detector)
+    builder = cls(config=config, data_dir=str(data_dir), file_format="array_record")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    summary = json.loads((pathlib.Path(builder.data_dir) / SUMMARY_FILE).read_text())
+    return dict(summary, data_dir=str(builder.data_dir))
+
+
+def built_dirs(name: str, data_dir: str | pathlib.Path) -> list[pathlib.Path]:
+    """The finished builds of ``name`` in ``data_dir`` (one per config)."""
+    root = pathlib.Path(data_dir) / builder_class(name).name
+    return sorted(p.parent for p in root.glob(f"*/{VERSION}/dataset_info.json"))
+
+
+class MERSource:
+    """Random-access MER samples of one built dataset (a Grain ``RandomAccessDataSource``).
+
+    ``source[i]`` is ``{"onset", "apex", "offset": float32 [S, S, 1] in [0, 1], "label":
+    int32, "label_name", "subject", "dataset", "clip_id", "action_units": str}``; the
+    subject is unique across datasets in the composite set (``"casme2/sub01"``).
+    """
+
+    def __init__(self, build_dir: pathlib.Path):
+        self.build_dir = build_dir
+        self.builder = tfds.builder_from_directory(str(build_dir))
+        self._source = self.builder.as_data_source(split="train")
+        self.label_names = tuple(self.builder.info.features["label"].names)
+        summary_path = build_dir / SUMMARY_FILE
+        self.summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict:
+        raw = self._source[index]
+        sample = {k: np.asarray(raw[k], np.float32) / 255.0 for k in ("onset", "apex", "offset")}
+        sample["label"] = np.int32(raw["label"])
+        for key in ("label_name", "subject", "dataset", "clip_id", "action_units", "emotion"):
+            value = raw[key]
+            sample[key] = value.decode() if isinstance(value, bytes) else str(value)
+        for key in ("onset_frame", "apex_frame", "offset_frame"):
+            sample[key] = int(raw[key])
+        sample["apex_estimated"] = bool(raw["apex_estimated"])
+        return sample
+
+    def __repr__(self) -> str:
+        return f"MERSource({self.build_dir}, {len(self)} clips)"
+
+
+def load_mer_source(name: str, data_dir: str | pathlib.Path, *, config: str | None = None) -> MERSource:
+    """Opens the built dataset ``name`` in ``data_dir``.
+
+    ``config`` names the build (see :func:`make_config`); it may be left out when
+    ``data_dir`` holds only one build of ``name``.
+    """
+    builds = built_dirs(name, data_dir)
+    if config is not None:
+        builds = [b for b in builds if b.parent.name == config]
+    if len(builds) != 1:
+        found = [b.parent.name for b in built_dirs(name, data_dir)]
+        raise DatasetError(
+            f"{data_dir}: expected exactly one build of {name!r}"
+            + (f" with config {config!r}" if config else "")
+            + f", found {found}; run `dface-jax prepare --dataset {name}` or pass config=")
+    return MERSource(builds[0])
+
+
+def _listed(items: Sequence[str], max_listed: int | None) -> list[str]:
+    shown = items if max_listed is None else items[:max_listed]
+    lines = [f"    {item}" for item in shown]
+    if len(shown) < len(items):
+        lines.append(f"    ... and {len(items) - len(shown)} more (all in {SUMMARY_FILE})")
+    return lines
+
+
+def format_summary(summary: dict, *, max_listed: int | None = 25) -> str:
+    """The summary as the lines ``dface-jax prepare`` prints (long lists cut at ``max_listed``;
+    skipped clips are always all listed)."""
+    lines = [
+        f"dataset {summary['dataset']} ({summary['config']}) in {summary.get('data_dir', '?')}",
+        f"  clips {summary['num_clips']}, subjects {summary['num_subjects']}, "
+        f"frames (onset..offset) {summary['frames']}, image size {summary['image_size']}",
+        "  clips per class: " + ", ".join(f"{k} {v}" for k, v in summary["clips_per_class"].items()),
+    ]
+    if len(summary.get("clips_per_dataset", {})) > 1:
+        lines.append("  per dataset: " + ", ".join(
+            f"{d} {n} clips / {summary['subjects_per_dataset'][d]} subjects"
+            for d, n in summary["clips_per_dataset"].items()))
+    lines.append(f"  apex rule for unannotated apexes: {summary['apex_rule']}; "
+                 f"estimated apexes: {len(summary['estimated_apex'])}")
+    lines += _listed(summary["estimated_apex"], max_listed)
+    lines.append(f"  face crop: {summary['face_crop']}; no face found (centred square): "
+                 f"{len(summary['face_fallback'])}")
+    lines += _listed(summary["face_fallback"], max_listed)
+    if summary["excluded"]:
+        lines.append("  excluded (label outside this label set): " + ", ".join(
+            f"{k} {v}" for k, v in summary["excluded"].items()))
+    lines.append(f"  skipped: {len(summary['skipped'])}")
+    lines += [f"    {s['clip']}: {s['reason']}" for s in summary["skipped"]]
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""D-FACE against its ablations and the pixel baseline on the same LOSO folds, over seeds.
+
+Each variant is the base config with a few dotted fields changed; each (variant, seed) is
+one LOSO run in ``W/<variant>`` (first seed) or ``W/<variant>-seed<s>``. An ablation
+*loses* when its mean honest UF1 is below D-FACE's by more than the larger of the two
+spreads (sample std over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Callable, Sequence
+
+import numpy as np
+
+from dface_jax.loso.protocol import ORACLE_LABEL, ORACLE_NOTE
+from dface_jax.loso.run import run_loso
+from dface_jax.report.tables import comparison_markdown
+from dface_jax.workdir import write_manifest
+
+# name -> (title, overrides applied to the base config). D-FACE first: the others are
+# compared with it.
+COMPARISON_VARIANTS = {
+    "dface": ("D-FACE", {}),
+    "no_edclip": ("D-FACE without EDCLIP", {"train.edclip_weight": 0.0}),
+    "mean_pooling": ("D-FACE with mean pooling", {"classifier.pooling": "mean"}),
+    "shuffled_tokens": ("D-FACE, token order shuffled per clip",
+                        {"token_order": "shuffled_per_clip"}),
+    "pixel": ("pixel baseline (apex - onset CNN)", {"model": "pixel", "train.edclip_weight": 0.0}),
+}
+
+
+
+def variant_config(base, overrides: dict, seed: int):
+    """A copy of ``base`` with dotted-field ``overrides`` and ``train.seed = seed``."""
+    config = base.copy_and_resolve_references()
+    for dotted, value in {**overrides, "train.seed": seed}.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for name in parents:
+            node = node[name]
+        node[leaf] = value
+    return config
+
+
+
+def _mean_std(values: Sequence[float]) -> dict:
+    array = np.asarray(values, np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+            "values": [float(v) for v in array]}
+
+
+
+def _run_identity(config) -> str:
+    """The config of one sweep as JSON, without ``compare`` (which seeds a comparison runs
+    does not change any one sweep)."""
+    config = config.copy_and_resolve_references()
+    if "compare" in config:
+        del config["compare"]
+    return config.to_json_best_effort(sort_keys=True)
+
+
+
+def _finished_run(run_dir, config) -> dict | None:
+    """results.json of ``run_dir`` if it finished with exactly ``config``, else None."""
+    results_path, source_path = run_dir / "results.json", run_dir / "source_config.json"
+    if results_path.is_file() and source_path.is_file() and \
+            source_path.read_text() == _run_identity(config):
+        return json.loads(results_path.read_text())
+    return None
+
+
+
+def _comparison_row(title: str, overrides: dict, per_seed: list[dict], block=None) -> dict:
+    """Mean/std over seeds of the honest scores (or of ``block``, e.g. "oracle_epoch")."""
+    scores = [r if block is None else r[block] for r in per_seed]
+    return {"title": title, "overrides": overrides, "seeds": [r["seed"] for r in per_seed],
+            "uf1": _mean_std([s["uf1"] for s in scores]),
+            "uar": _mean_std([s["uar"] for s in scores]),
+            "per_dataset": {dataset: {metric: _mean_std([s["per_dataset"][dataset][metric]
+                                                         for s in scores])
+                                      for metric in ("uf1", "uar")}
+                            for dataset in scores[0]["per_dataset"]}}
+
+
+
+def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
+                   text_encoder_dir: str | None = None, token_cache_path: str | None = None,
+                   variants: Sequence[str] | None = None,
+                   log: Callable[[str], None] = print) -> dict:
+    """D-FACE (honest and oracle epoch), the ablations and the pixel baseline on the same
+    folds, each over ``seeds``. Workdirs: ``W/<variant>`` (first seed) and
+    ``W/<variant>-seed<s>``. Runs go seed by seed (every model at seed 0, then at seed 1,
+    ...) and ``W/comparison.json`` / ``W/comparison.md`` are rewritten after every seed, so
+    an interrupted comparison still has a table over the seeds it finished; a rerun skips
+    runs whose workdir already holds results of the same config."""
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_manifest(workdir, "comparison", "compare", inputs={
+        "token_cache": "" if token_cache_path is None else str(pathlib.Path(token_cache_path).resolve()),
+        "tokenizer_workdir": str(cache["tokenizer_workdir"])})
+    names = list(COMPARISON_VARIANTS) if variants is None else list(variants)
+    unknown = [n for n in names if n not in COMPARISON_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown comparison variants {unknown}; known: {list(COMPARISON_VARIANTS)}")
+    if not seeds:
+        raise ValueError("run_comparison needs at least one seed")
+    per_variant: dict[str, list[dict]] = {name: [] for name in names}
+    comparison = {}
+    for index, seed in enumerate(seeds):
+        for name in names:
+            title, overrides = COMPARISON_VARIANTS[name]
+            config = variant_config(base_config, overrides, seed)
+            run_dir = workdir / (name if index == 0 else f"{name}-seed{seed}")
+            results = _finished_run(run_dir, config)
+            if results is None:
+                results = run_loso(config, cache, run_dir, text_encoder_dir=text_encoder_dir,
+                                   token_cache_path=token_cache_path, log=log)
+                (run_dir / "source_config.json").write_text(_run_identity(config))
+            else:
+                log(f"{run_dir}: already finished, reusing its results.json")
+            per_variant[name].append(results)
+        rows = {}
+        for name in names:
+            title, overrides = COMPARISON_VARIANTS[name]
+            rows[name] = _comparison_row(title, overrides, per_variant[name])
+            if name == "dface":
+                rows["dface_oracle"] = _comparison_row(f"D-FACE, {ORACLE_LABEL}", {},
+                                                       per_variant[name], "oracle_epoch")
+        first = per_variant[names[0]][0]
+        text_encoder = next((r[0]["text_encoder"] for r in per_variant.values()
+                             if r[0]["text_encoder"] is not None), None)
+        comparison = {"rows": rows, "seeds": list(seeds[:index + 1]), "text_encoder": text_encoder,
+                      "protocol": first["protocol"], "verdicts": comparison_verdicts(rows),
+                      "oracle": {"label": ORACLE_LABEL, "note": ORACLE_NOTE},
+                      "train_seconds": {name: [r["train_seconds"] for r in per_variant[name]]
+                                        for name in names}}
+        (workdir / "comparison.json").write_text(json.dumps(comparison, indent=2))
+        (workdir / "comparison.md").write_text(comparison_markdown(comparison))
+    return comparison
+
+
+
+def comparison_verdicts(rows: dict) -> dict:
+    """Per ablation/baseline, whether it loses to D-FACE (honest UF1): it loses when its
+    mean UF1 is below D-FACE's by more than the larger of the two spreads (std over seeds);
+    otherwise the table marks it as not losing."""
+    if "dface" not in rows:
+        return {}
+    reference = rows["dface"]["uf1"]
+    verdicts = {}
+    for name, row in rows.items():
+        if name in ("dface", "dface_oracle"):
+            continue
+        gap = reference["mean"] - row["uf1"]["mean"]
+        spread = max(reference["std"], row["uf1"]["std"])
+        verdicts[name] = {"uf1_gap": gap, "spread": spread, "loses": bool(gap > spread)}
+    return verdicts
+

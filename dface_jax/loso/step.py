@@ -1,0 +1,223 @@
+"""One LOSO fold's training pieces: the settings, the model contract, the loss and the
+pure per-fold functions (init, batches, train step, evaluation).
+
+Both sweeps (:mod:`dface_jax.loso.sweep`: all folds vmapped, and the sequential
+reference) are built from the same :class:`FoldFunctions`, with the keys of
+:mod:`dface_jax.loso.folds`, so they give the same result to float tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from dface_jax.configs import dataclass_from_dict
+from dface_jax.loso.folds import epoch_batches
+from dface_jax.models.losses import classifier_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class LosoTrainConfig:
+    """Optimisation and loss settings shared by every fold (released defaults).
+
+    Attributes:
+      epochs: passes over each fold's training set (fixed schedule).
+      batch_size: clips per step per fold.
+      learning_rate, beta1, beta2, weight_decay: AdamW.
+      pooling_entropy_weight: weight of the model's ``pooling_entropy`` output (the
+        release's "sparsity" penalty).
+      edclip_weight: weight of the EDCLIP loss (0 disables it).
+      edclip_temperature, others_margin, others_weight: EDCLIP parameters.
+      tokenizer_loss_weight: weight of the tokenizer's own loss (reconstruction + quantizer)
+        when the model fine-tunes the tokenizer jointly (the release's 0.1); unused otherwise.
+      seed: root of every fold's rng.
+    """
+
+    epochs: int = 120
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    beta1: float = 0.85
+    beta2: float = 0.98
+    weight_decay: float = 1e-5
+    pooling_entropy_weight: float = 1e-3
+    edclip_weight: float = 0.3
+    edclip_temperature: float = 0.07
+    others_margin: float = 0.2
+    others_weight: float = 0.2
+    tokenizer_loss_weight: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"train.epochs and train.batch_size must be >= 1, got "
+                             f"{self.epochs} and {self.batch_size}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LosoTrainConfig":
+        return dataclass_from_dict(cls, values)
+
+
+
+class LosoData(NamedTuple):
+    """The clips every fold reads (device arrays, shared by all folds).
+
+    Attributes:
+      inputs: float32 [N, ...] model inputs (action vectors [N, 16, D] or frame
+        differences [N, h, w, C]).
+      labels: int32 [N] class indices.
+      label_to_anchor: int32 [K] EDCLIP anchor row of each class, -1 for ``others``
+        (``edclip.anchor_rows(label_names)``).
+    """
+
+    inputs: jax.Array
+    labels: jax.Array
+    label_to_anchor: jax.Array
+
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array
+
+
+
+@dataclasses.dataclass(frozen=True)
+class LosoModel:
+    """A Linen module the loop can train: ``module(inputs, train=...)`` returns logits
+    [B, K] or a dict with ``logits`` and optionally ``text_features`` [B, D_text],
+    ``attention`` [B, L], ``pooling_entropy`` (scalar) and ``tokenizer_loss`` (scalar, training
+    only); dropout uses the ``"dropout"`` rng, the NSVQ quantizer the ``"nsvq"`` rng.
+
+    ``pretrained`` maps top-level param names to params that replace the random init of
+    every fold (the pretrained tokenizer when it is fine-tuned jointly). The sweeps pass it
+    to their compiled programs as an argument, so a large tokenizer is not baked into the
+    program as constants."""
+
+    module: nn.Module
+    num_classes: int
+    pretrained: dict | None = None
+
+    def init_params(self, key: jax.Array, example_input: jax.Array,
+                    pretrained: dict | None = None) -> dict:
+        """Every fold's initial params: the module's init, with ``pretrained`` (default
+        ``self.pretrained``) swapped in."""
+        params = dict(self.module.init(key, example_input, train=False)["params"])
+        pretrained = self.pretrained if pretrained is None else pretrained
+        for name, value in (pretrained or {}).items():
+            if name not in params:
+                raise KeyError(f"pretrained params {name!r} do not belong to "
+                               f"{type(self.module).__name__} (its params: {sorted(params)})")
+            params[name] = jax.tree.map(jnp.asarray, value)
+        return params
+
+    def apply(self, params, inputs: jax.Array, *, train: bool, dropout_key: jax.Array | None = None
+              ) -> dict[str, jax.Array]:
+        rngs = ({} if dropout_key is None else
+                {"dropout": dropout_key, "nsvq": jax.random.fold_in(dropout_key, 1)})
+        raw = self.module.apply({"params": params}, inputs, train=train, rngs=rngs)
+        outputs = dict(raw) if isinstance(raw, dict) else {"logits": raw}
+        if "logits" not in outputs:
+            raise ValueError(f"{type(self.module).__name__} returned {sorted(outputs)}; "
+                             "the LOSO loop needs a 'logits' entry")
+        # A model without attention pooling (the pixel baseline) has no entropy term.
+        outputs.setdefault("pooling_entropy", jnp.zeros((), jnp.float32))
+        return outputs
+
+
+
+def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: jax.Array,
+               anchors: jax.Array | None, label_to_anchor: jax.Array, config: LosoTrainConfig
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Total = class-weighted CE + pooling_entropy_weight * pooling entropy + edclip_weight *
+    EDCLIP (``losses.classifier_loss``; ``others`` clips are those with ``label_to_anchor < 0``)
+    + tokenizer_loss_weight * the model's ``tokenizer_loss`` when it has one (joint
+    fine-tuning; its action vectors are detached, so this term trains the tokenizer only).
+
+    Args:
+      outputs: the model's dict for a batch (logits [B, K], text_features, pooling_entropy).
+      labels: int32 [B]. class_weights: [K] (all ones for unweighted CE).
+      anchors: [A, D_text] emotion anchors, or None when EDCLIP is off.
+      label_to_anchor: int32 [K] anchor row of each class (``edclip.anchor_rows``).
+    Returns:
+      (scalar total, dict of the scalar terms).
+    """
+    total, terms = classifier_loss(outputs, labels, anchors if config.edclip_weight > 0 else None,
+                                   label_to_anchor, class_weights=class_weights,
+                                   pooling_entropy_weight=config.pooling_entropy_weight,
+                                   edclip_weight=config.edclip_weight,
+                                   temperature=config.edclip_temperature,
+                                   others_margin=config.others_margin,
+                                   others_weight=config.others_weight)
+    if "tokenizer_loss" in outputs:
+        terms = {**terms, "tokenizer": outputs["tokenizer_loss"]}
+        total = total + config.tokenizer_loss_weight * outputs["tokenizer_loss"]
+    return total, terms
+
+
+
+class FoldFunctions(NamedTuple):
+    """The pure single-fold pieces; both sweep orchestrations are built from them."""
+
+    init: Callable          # (fold_key, pretrained) -> TrainState
+    batches: Callable       # (fold_key, epoch, train_mask) -> int32 [S, B]
+    train_step: Callable    # (state, batch_index [B], fold_key, class_weights, data, anchors) -> (state, loss)
+    evaluate: Callable      # (params, test_index [T], data) -> dict(logits [T, K], attention?)
+
+
+
+def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax.Array,
+                   num_steps: int) -> FoldFunctions:
+    """Builds the per-fold pieces for ``model`` (``example_input``: one clip [1, ...])."""
+    if config.edclip_weight > 0:
+        probe = jax.eval_shape(lambda: model.apply(
+            model.init_params(jax.random.PRNGKey(0), example_input), example_input, train=False))
+        if "text_features" not in probe:
+            raise ValueError(f"train.edclip_weight={config.edclip_weight} but "
+                             f"{type(model.module).__name__} has no text_features output; "
+                             "set --config.train.edclip_weight=0 for this model")
+    optimizer = optax.adamw(config.learning_rate, b1=config.beta1, b2=config.beta2,
+                            weight_decay=config.weight_decay)
+
+    def split_key(fold_key):
+        init_key, sample_key, dropout_key = jax.random.split(fold_key, 3)
+        return init_key, sample_key, dropout_key
+
+    def init(fold_key, pretrained):
+        init_key, _, _ = split_key(fold_key)
+        params = model.init_params(init_key, example_input, pretrained)
+        return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+    def batches(fold_key, epoch, train_mask):
+        _, sample_key, _ = split_key(fold_key)
+        return epoch_batches(jax.random.fold_in(sample_key, epoch), train_mask, num_steps,
+                             config.batch_size)
+
+    def train_step(state, batch_index, fold_key, class_weights, data, anchors):
+        _, _, dropout_key = split_key(fold_key)
+        step_key = jax.random.fold_in(dropout_key, state.step)
+        inputs, labels = data.inputs[batch_index], data.labels[batch_index]
+
+        def objective(params):
+            outputs = model.apply(params, inputs, train=True, dropout_key=step_key)
+            return loss_terms(outputs, labels, class_weights, anchors, data.label_to_anchor, config)
+
+        (loss, _), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1), loss
+
+    def evaluate(params, test_index, data):
+        outputs = model.apply(params, data.inputs[test_index], train=False)
+        kept = {"logits": outputs["logits"].astype(jnp.float32)}
+        if "attention" in outputs:
+            kept["attention"] = outputs["attention"].astype(jnp.float32)
+        return kept
+
+    return FoldFunctions(init, batches, train_step, evaluate)
+

@@ -1,0 +1,1 @@
+"""What a run reports: tables (markdown), figures (PNG) and the html page."""

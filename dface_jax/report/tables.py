@@ -1,0 +1,70 @@
+"""The tables of a run: one LOSO run's scores and a comparison over seeds (markdown)."""
+
+from __future__ import annotations
+
+
+
+def results_markdown(results: dict) -> str:
+    """A markdown table of the honest and oracle-epoch scores, overall and per dataset."""
+    lines = [f"# LOSO results ({results['model']}, seed {results['seed']})", "",
+             f"Protocol: {results['protocol']}.", "",
+             "| scores | subset | UF1 | UAR | clips |", "|---|---|---|---|---|"]
+    oracle = results["oracle_epoch"]
+    for title, block in (("honest (final epoch)", results), (oracle["label"], oracle)):
+        lines.append(f"| {title} | all | {block['uf1']:.4f} | {block['uar']:.4f} | {results['count']} |")
+        for name, scores in block["per_dataset"].items():
+            lines.append(f"| {title} | {name} | {scores['uf1']:.4f} | {scores['uar']:.4f} "
+                         f"| {scores['count']} |")
+    recalls = ", ".join(f"{name} {value:.3f}" if value is not None else f"{name} n/a"
+                        for name, value in results["per_class_recall"].items())
+    lines += ["", f"Per-class recall (honest): {recalls}.", "", f"Oracle epoch: {oracle['note']}"]
+    text = results.get("text_encoder")
+    if text is not None:
+        lines += ["", f"Text encoder: {text['model']} (semantic: {text['semantic']})."]
+        if text["warning"]:
+            lines.append(f"Warning: {text['warning']}.")
+    return "\n".join(lines) + "\n"
+
+
+
+def comparison_markdown(comparison: dict) -> str:
+    """The comparison table (mean ± std over seeds) with the notes."""
+    rows, verdicts = comparison["rows"], comparison["verdicts"]
+    datasets = sorted(next(iter(rows.values()))["per_dataset"])
+    header = "| model | UF1 | UAR | " + " | ".join(f"{d} UF1 | {d} UAR" for d in datasets) + " | vs D-FACE |"
+    lines = [f"# D-FACE, ablations and pixel baseline (LOSO, seeds {comparison['seeds']})", "",
+             f"Protocol: {comparison['protocol']}. Mean ± std (sample std) over seeds.", "",
+             header, "|" + "---|" * (4 + 2 * len(datasets))]
+
+    def cell(stats):
+        return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+
+    for name, row in rows.items():
+        if name == "dface":
+            mark = "reference"
+        elif name == "dface_oracle":
+            mark = "not comparable (selects epochs on test data)"
+        elif name not in verdicts:
+            mark = "n/a (D-FACE not in this comparison)"
+        else:
+            verdict = verdicts[name]
+            mark = (f"loses by {verdict['uf1_gap']:.4f} UF1" if verdict["loses"]
+                    else f"**does not lose** (gap {verdict['uf1_gap']:+.4f} ≤ spread {verdict['spread']:.4f})")
+        per_dataset = " | ".join(f"{cell(row['per_dataset'][d]['uf1'])} | {cell(row['per_dataset'][d]['uar'])}"
+                                 for d in datasets)
+        lines.append(f"| {row['title']} | {cell(row['uf1'])} | {cell(row['uar'])} | {per_dataset} | {mark} |")
+    lines += ["", "Notes:",
+              "- An ablation *loses* when its mean honest UF1 is below D-FACE's by more than the "
+              "larger of the two spreads; otherwise it is marked **does not lose**.",
+              "- Token order shuffled: each clip's 16 tokens get their own fixed random permutation "
+              "(a single permutation for all clips would only relabel the learned positions).",
+              f"- {comparison['oracle']['label']}: {comparison['oracle']['note']}"]
+    text = comparison.get("text_encoder")
+    if text is not None and not text["semantic"]:
+        lines.append("- EDCLIP anchors here are NOT semantic (a tiny random text encoder: no local "
+                     "CLIP directory was given), so EDCLIP only adds a random-target auxiliary "
+                     "loss; removing it is not expected to lose, and the table may show that.")
+    elif text is not None:
+        lines.append(f"- EDCLIP anchors from {text['model']} (semantic).")
+    return "\n".join(lines) + "\n"
+

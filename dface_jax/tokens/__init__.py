@@ -1,0 +1,1 @@
+"""The token cache: its schema (cache.py) and how a frozen tokenizer fills it (extract.py)."""

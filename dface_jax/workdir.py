@@ -1,0 +1,168 @@
+"""What a run directory holds: the manifest every command writes and every reader reads.
+
+A workdir is a directory one command owns. Beside its ``config.json`` (the resolved
+config, :func:`dface_jax.configs.save_config`) it holds ``manifest.json``::
+
+    {"kind": "tokenizer" | "loso" | "comparison" | "quickstart",
+     "command": "pretrain",                  # what wrote it
+     "dface_jax_version": "0.1.0",
+     "inputs": {"clip_shards": "...", "token_cache": "...", "tokenizer_workdir": "...",
+                "dataset_build": "...", "text_encoder": "..."}}   # what it read, if any
+
+Readers never guess a workdir's kind from the files it happens to hold: they call
+:func:`read_manifest` (with the kind they need) and :func:`restore_tokenizer` /
+:func:`read_config`, and a workdir without a manifest, or of another kind, is refused with
+a message that names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import ml_collections
+
+MANIFEST_FILE = "manifest.json"
+CONFIG_FILE = "config.json"
+KINDS = ("tokenizer", "loso", "comparison", "quickstart")
+# What a LOSO workdir holds beside its config and checkpoint (dface_jax/loso/run.py).
+RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.npz"
+FOLDS_FILE = "folds.json"
+# Where a comparison keeps its table and the D-FACE run, and a quickstart its parts.
+COMPARISON_TABLE = "comparison.md"
+COMPARISON_DFACE_RUN = "dface"
+
+
+class WorkdirError(ValueError):
+    """A directory is not the workdir a reader needs: the message names it and what was expected."""
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dface-jax")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def write_manifest(workdir: str | os.PathLike, kind: str, command: str,
+                   inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    """Writes ``workdir/manifest.json`` (through a temporary file, so a reader never sees a
+    half-written one) and returns its content."""
+    if kind not in KINDS:
+        raise ValueError(f"workdir kind {kind!r}: expected one of {KINDS}")
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    manifest = {"kind": kind, "command": command, "dface_jax_version": _version(),
+                "inputs": {name: str(value) for name, value in (inputs or {}).items()}}
+    path = workdir / MANIFEST_FILE
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    os.replace(temporary, path)
+    return manifest
+
+
+def read_manifest(workdir: str | os.PathLike, kind: str | tuple[str, ...] | None = None
+                  ) -> dict[str, Any]:
+    """The manifest of ``workdir``; with ``kind``, refuses a workdir of another kind."""
+    workdir = pathlib.Path(workdir)
+    path = workdir / MANIFEST_FILE
+    if not path.is_file():
+        what = "a dface-jax workdir" if kind is None else f"a {_kinds(kind)} workdir"
+        raise WorkdirError(f"{workdir}: no {MANIFEST_FILE}; expected {what} (written by "
+                           "dface-jax pretrain, import-torch, loso, compare or quickstart)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise WorkdirError(f"{path}: not valid JSON ({err})") from None
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if wanted is not None and manifest.get("kind") not in wanted:
+        raise WorkdirError(f"{workdir} is a {manifest.get('kind')!r} workdir (written by "
+                           f"`dface-jax {manifest.get('command')}`); expected a "
+                           f"{_kinds(kind)} workdir")
+    return manifest
+
+
+def is_kind(workdir: str | os.PathLike, kind: str) -> bool:
+    """Whether ``workdir`` holds a manifest of ``kind``."""
+    try:
+        read_manifest(workdir, kind)
+    except WorkdirError:
+        return False
+    return True
+
+
+def _kinds(kind: str | tuple[str, ...]) -> str:
+    return kind if isinstance(kind, str) else " or ".join(repr(k) for k in kind)
+
+
+def read_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+    """The resolved config a workdir was run with (its ``config.json``)."""
+    from dface_jax.configs import read_config as read_config_file
+
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise WorkdirError(f"{path} not found: a dface-jax workdir holds its config.json "
+                           "beside its manifest")
+    return read_config_file(path)
+
+
+def restore_tokenizer(workdir: str | os.PathLike, step: int | None = None) -> tuple[Any, Any]:
+    """(params as host numpy arrays, TokenizerConfig) of a tokenizer workdir (``pretrain``
+    or ``import-torch --kind tokenizer``): the latest (or ``step``) checkpoint."""
+    from dface_jax.models.tokenizer import TokenizerConfig
+    from dface_jax.runtime.checkpoint import restore_params
+
+    read_manifest(workdir, "tokenizer")
+    config = read_config(workdir)
+    return restore_params(workdir, step), TokenizerConfig.from_dict(config.tokenizer.to_dict())
+
+
+def write_tokenizer(workdir: str | os.PathLike, params: Any, config: ml_collections.ConfigDict,
+                    command: str, inputs: dict[str, str] | None = None) -> None:
+    """A tokenizer workdir from parameters in hand (``import-torch``, tests): ``config``
+    (with a ``tokenizer`` section), one checkpoint of ``{"params": params}`` and the
+    manifest, written last, so a half-written workdir is refused by every reader."""
+    from dface_jax.runtime.checkpoint import save_params
+
+    if "tokenizer" not in config:
+        raise ValueError(f"a tokenizer workdir's config needs a 'tokenizer' section; it has "
+                         f"{sorted(config.keys())}")
+    save_params(workdir, params, config)
+    write_manifest(workdir, "tokenizer", command, inputs)
+
+
+def read_results(workdir: str | os.PathLike) -> dict[str, Any]:
+    """``results.json`` of a LOSO workdir (scores, label names, protocol, settings)."""
+    read_manifest(workdir, "loso")
+    path = pathlib.Path(workdir) / RESULTS_FILE
+    if not path.is_file():
+        raise WorkdirError(f"{path} not found: the LOSO run in {workdir} did not finish")
+    return json.loads(path.read_text())
+
+
+def read_predictions(workdir: str | os.PathLike) -> dict[str, Any]:
+    """``predictions.npz`` of a LOSO workdir: ``clip_ids``, ``subjects``, ``datasets``,
+    ``labels``, ``predicted``, ``logits``, ``attention`` [N, L] (L = 0 without attention
+    pooling) and ``label_names``."""
+    import numpy as np
+
+    read_manifest(workdir, "loso")
+    path = pathlib.Path(workdir) / PREDICTIONS_FILE
+    if not path.is_file():
+        raise WorkdirError(f"{path} not found: the LOSO run in {workdir} did not finish")
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def read_folds(workdir: str | os.PathLike) -> list[str]:
+    """The held-out subject of each fold, in fold order (``folds.json`` of a LOSO workdir)."""
+    read_manifest(workdir, "loso")
+    path = pathlib.Path(workdir) / FOLDS_FILE
+    if not path.is_file():
+        raise WorkdirError(f"{path} not found: the LOSO run in {workdir} did not finish")
+    return list(json.loads(path.read_text())["held_out_subjects"])
