@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from data_pipelines.errors import InputError
+
 # (x, y, w, h) in pixels of the frame the detector saw.
 Box = tuple[int, int, int, int]
 # A detector maps a gray uint8 [H, W] frame to the boxes of the faces it finds.
@@ -41,11 +43,11 @@ FaceDetector = Callable[[np.ndarray], list[Box]]
 DEFAULT_MARGIN = 0.15
 
 
-class FaceDetectorUnavailable(RuntimeError):
+class FaceDetectorUnavailable(InputError, RuntimeError):
     """The requested face detector cannot run with the installed OpenCV."""
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError, ValueError):
     """An image file is missing or cannot be decoded (names the file)."""
 
 

@@ -18,7 +18,14 @@ from typing import Any
 
 import ml_collections
 
+from data_pipelines import storage
+from data_pipelines.errors import InputError
+
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
+class ConfigError(InputError, ValueError):
+    """A config file, variant or override is not what the experiment files define."""
 
 
 def resolve_config_path(spec: str) -> tuple[pathlib.Path, str | None]:
@@ -29,8 +36,8 @@ def resolve_config_path(spec: str) -> tuple[pathlib.Path, str | None]:
         path = CONFIG_DIR / path.name
     if not path.exists():
         available = sorted(p.name for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
-        raise FileNotFoundError(
-            f"config file {path_str!r} not found; expected a path to a .py file with "
+        raise ConfigError(
+            f"{path_str}: config file not found; expected a path to a .py file with "
             f"get_config(), or one of {available} in {CONFIG_DIR}")
     return path, (arg or None)
 
@@ -42,8 +49,11 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_co
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise AttributeError(f"config file {path} defines no get_config(arg=None)")
-    config = module.get_config(arg) if arg is not None else module.get_config()
+        raise ConfigError(f"{path}: defines no get_config(arg=None)")
+    try:
+        config = module.get_config(arg) if arg is not None else module.get_config()
+    except ValueError as err:  # an unknown variant
+        raise ConfigError(f"{path}: {err}") from None
     return apply_overrides(config, overrides)
 
 
@@ -77,37 +87,33 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collecti
     for item in overrides:
         text = item[2:] if item.startswith("--") else item
         if not text.startswith("config.") or "=" not in text:
-            raise ValueError(f"override {item!r} is not of the form --config.field=value")
+            raise ConfigError(f"override {item!r} is not of the form --config.field=value")
         key, _, raw = text[len("config."):].partition("=")
         parent = config
         *parents, leaf = key.split(".")
         for name in parents:
             if name not in parent:
-                raise KeyError(f"override {item!r}: config has no field {name!r}")
+                raise ConfigError(f"override {item!r}: config has no field {name!r}")
             parent = parent[name]
         if leaf not in parent:
-            raise KeyError(f"override {item!r}: config has no field {key!r}; "
-                           f"fields here are {sorted(parent.keys())}")
+            raise ConfigError(f"override {item!r}: config has no field {key!r}; "
+                              f"fields here are {sorted(parent.keys())}")
         try:
             value = _parse_value(raw, parent[leaf])
         except (ValueError, SyntaxError) as err:
-            raise ValueError(f"override {item!r}: {err}") from None
+            raise ConfigError(f"override {item!r}: {err}") from None
         parent[leaf] = value
     return config
 
 
-def save_config(config: ml_collections.ConfigDict, path: str | pathlib.Path) -> None:
+def save_config(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:
     """Writes the config as JSON, so a workdir can be loaded without the config file.
-
-    Written to a temporary file and renamed over ``path``: a job killed mid-write leaves the
-    previous config whole."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(temporary, path)
+    Atomically (``storage.write_text_atomic``): a job killed mid-write leaves the previous
+    config whole; ``path`` may be local or ``gs://``."""
+    storage.write_text_atomic(path, config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def read_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+def read_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
     """Reads a config written by :func:`save_config` (lists come back as tuples)."""
     def tuples(obj):
         if isinstance(obj, dict):
@@ -115,7 +121,7 @@ def read_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
         if isinstance(obj, list):
             return tuple(tuples(v) for v in obj)
         return obj
-    return ml_collections.ConfigDict(tuples(json.loads(pathlib.Path(path).read_text())))
+    return ml_collections.ConfigDict(tuples(json.loads(storage.as_path(path).read_text())))
 
 
 def section(cls, *, exclude: tuple[str, ...] = (), **changes: Any) -> ml_collections.ConfigDict:
@@ -142,5 +148,8 @@ def dataclass_from_dict(cls, values) -> Any:
     values = dict(values)
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise KeyError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(fields)}")
-    return cls(**values)
+        raise ConfigError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(fields)}")
+    try:
+        return cls(**values)
+    except ValueError as err:  # a value its __post_init__ refuses
+        raise ConfigError(f"{cls.__name__}: {err}") from None

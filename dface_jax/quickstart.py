@@ -1,7 +1,7 @@
 """The whole method in one call: SynthFACS data -> dataset builders -> tokenizer -> tokens
 -> LOSO comparison -> results table -> report folder.
 
-``run_quickstart(out_dir, size="small")`` runs these steps, in order, inside ``out_dir``::
+``run_quickstart(out_dir, config)`` runs these steps, in order, inside ``out_dir``::
 
     data/raw/        synth     SynthFACS composite set written in the real layouts
                                (CASME2/, SAMM/, SMIC/ with their own sheets)
@@ -15,20 +15,19 @@
 Resuming: a step is skipped when its completion marker ``steps/<name>.json`` exists and
 its outputs are still there. The marker is written only after the step returns, so an
 interrupted step runs again (and itself resumes where it can: pretraining restarts from
-its last checkpoint). The resolved config is saved as ``quickstart_config.json``; running
-again with a different config in the same folder is an error rather than a silent mix.
+its last checkpoint). The folder is a workdir of kind ``quickstart``
+(:func:`dface_jax.workdir.open_run`): one run at a time holds it, and running again with a
+different config there is an error rather than a silent mix.
 
-The scale comes from ``experiments/configs/quickstart_<size>.py`` (``small``: 64 px gray,
+The scale comes from ``experiments/configs/quickstart_<scale>.py`` (``small``: 64 px gray,
 a short pretraining and a short LOSO schedule, sized for a 2-core CPU; ``paper``: the
 paper-scale settings, which need an accelerator).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import pathlib
 import time
 from collections.abc import Callable, Sequence
@@ -36,14 +35,13 @@ from typing import Any
 
 import ml_collections
 
-from dface_jax.configs import load_config, save_config
-from dface_jax.workdir import write_manifest
+from data_pipelines import storage
+from dface_jax.configs import load_config
+from dface_jax.workdir import open_run
 
 PathLike = str | pathlib.Path
-SIZES = ("small", "paper")
+SCALES = ("small", "paper")
 STEP_DIR = "steps"
-CONFIG_FILE = "quickstart_config.json"
-LOCK_FILE = "quickstart.lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,70 +89,18 @@ def run_steps(out_dir: PathLike, steps: Sequence[Step], *,
         if missing:
             raise RuntimeError(f"step {step.name!r} finished without writing {missing} in "
                                f"{out_dir}")
-        marker.write_text(json.dumps(record, indent=2, default=str))
+        storage.write_text_atomic(marker, storage.dumps_json(record, indent=2, default=str))
         log(f"    {step.name} took {record['seconds']:.1f} s")
         done[step.name] = dict(record, skipped=False)
     return done
 
 
-def quickstart_config(size: str = "small", overrides: Sequence[str] = ()
+def quickstart_config(scale: str = "small", overrides: Sequence[str] = ()
                       ) -> ml_collections.ConfigDict:
-    """The quickstart config of ``size`` (``experiments/configs/quickstart_<size>.py``)."""
-    if size not in SIZES:
-        raise ValueError(f"size {size!r}: expected one of {SIZES}")
-    return load_config(f"quickstart_{size}.py", overrides)
-
-
-def _check_same_config(out_dir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
-    """Saves the config, or refuses to resume a folder made with a different one."""
-    path = out_dir / CONFIG_FILE
-    current = json.loads(config.to_json_best_effort(sort_keys=True))
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != current:
-            changed = sorted(k for k in set(previous) | set(current)
-                             if previous.get(k) != current.get(k))
-            raise ValueError(
-                f"{path} was written with a different config (fields {changed} differ); "
-                "use a new --out folder, or delete the folder to start over")
-        return
-    save_config(config, path)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def folder_lock(out_dir: PathLike):
-    """Holds ``out_dir/quickstart.lock`` (this process's id) while a quickstart runs there,
-    so two runs cannot write the same steps at once; a lock left by a dead process is
-    taken over."""
-    lock = pathlib.Path(out_dir) / LOCK_FILE
-    for _ in range(2):
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            owner = lock.read_text().strip()
-            if owner.isdigit() and _process_alive(int(owner)):
-                raise RuntimeError(f"{out_dir} is in use by quickstart process {owner} "
-                                   f"({lock}); wait for it or use another --out") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-    else:
-        raise RuntimeError(f"could not take {lock}")
-    os.write(descriptor, str(os.getpid()).encode())
-    os.close(descriptor)
-    try:
-        yield lock
-    finally:
-        lock.unlink(missing_ok=True)
+    """The quickstart config of ``scale`` (``experiments/configs/quickstart_<scale>.py``)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale {scale!r}: expected one of {SCALES}")
+    return load_config(f"quickstart_{scale}.py", overrides)
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -256,12 +202,12 @@ def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[St
         Step("prepare", "build the composite set through the dataset builders",
              ("data/tfds",), lambda: _prepare(config, raw_dir, data_dir)),
         Step("pretrain", "pretrain the tokenizer on SynthFACS talking-face clips",
-             ("pretrain/checkpoints", "pretrain/config.json"),
+             ("pretrain/completed.json",),
              lambda: _pretrain(config, pretrain_dir)),
         Step("extract", "encode every clip's (onset, apex) pair into 16 action tokens",
              ("tokens.npz",), lambda: _extract(config, pretrain_dir, data_dir, tokens)),
         Step("compare", "LOSO: D-FACE, ablations and the pixel baseline over seeds",
-             ("compare",), lambda: _compare(config, tokens, compare_dir)),
+             ("compare/completed.json",), lambda: _compare(config, tokens, compare_dir)),
         Step("report", "draw the pictures and write report/index.html",
              ("report/index.html",), lambda: _report(config, out_dir, report_dir)),
     ]
@@ -276,21 +222,16 @@ def _report(config: ml_collections.ConfigDict, out_dir: pathlib.Path,
     return {"pictures": sorted(built["pictures"]), "missing": built["missing"]}
 
 
-def run_quickstart(out_dir: PathLike, size: str = "small", *, overrides: Sequence[str] = (),
-                   config: ml_collections.ConfigDict | None = None,
+def run_quickstart(out_dir: PathLike, config: ml_collections.ConfigDict, *,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Runs (or resumes) the quickstart in ``out_dir``; returns the step records and the
-    results table (markdown)."""
+    """Runs (or resumes) the quickstart of ``config`` in ``out_dir``; returns the step
+    records and the results table (markdown)."""
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config = quickstart_config(size, overrides) if config is None else config
     start = time.perf_counter()
-    with folder_lock(out_dir):
-        _check_same_config(out_dir, config)
-        write_manifest(out_dir, "quickstart", "quickstart", inputs={
-            "raw_data": out_dir / "data" / "raw", "data_dir": out_dir / "data" / "tfds",
-            "tokenizer_workdir": out_dir / "pretrain", "token_cache": out_dir / "tokens.npz",
-            "comparison": out_dir / "compare"})
+    inputs = {"raw_data": out_dir / "data" / "raw", "data_dir": out_dir / "data" / "tfds",
+              "tokenizer_workdir": out_dir / "pretrain", "token_cache": out_dir / "tokens.npz",
+              "comparison": out_dir / "compare"}
+    with open_run(out_dir, "quickstart", "quickstart", config, inputs=inputs):
         steps = run_steps(out_dir, build_steps(out_dir, config), log=log)
     table = results_table(out_dir / "compare")
     log(table)

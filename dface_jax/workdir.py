@@ -13,19 +13,30 @@ Readers never guess a workdir's kind from the files it happens to hold: they cal
 :func:`read_manifest` (with the kind they need) and :func:`restore_tokenizer` /
 :func:`read_config`, and a workdir without a manifest, or of another kind, is refused with
 a message that names it.
+
+Writers run inside :func:`open_run`: it takes the workdir's lock (one writer at a time),
+refuses to resume a run with another config (naming the fields that differ) unless told
+to replace it, writes the config and the manifest, and on success the completion marker
+``completed.json``, which readers of results and reruns check.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, Iterator
 
 import ml_collections
 
+from data_pipelines import storage
+from data_pipelines.errors import InputError
+
 MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "config.json"
+COMPLETED_FILE = "completed.json"
 KINDS = ("tokenizer", "loso", "comparison", "quickstart")
 # What a LOSO workdir holds beside its config and checkpoint (dface_jax/loso/run.py).
 RESULTS_FILE = "results.json"
@@ -36,7 +47,7 @@ COMPARISON_TABLE = "comparison.md"
 COMPARISON_DFACE_RUN = "dface"
 
 
-class WorkdirError(ValueError):
+class WorkdirError(InputError, ValueError):
     """A directory is not the workdir a reader needs: the message names it and what was expected."""
 
 
@@ -51,27 +62,88 @@ def _version() -> str:
 
 def write_manifest(workdir: str | os.PathLike, kind: str, command: str,
                    inputs: dict[str, str] | None = None) -> dict[str, Any]:
-    """Writes ``workdir/manifest.json`` (through a temporary file, so a reader never sees a
-    half-written one) and returns its content."""
+    """Writes ``workdir/manifest.json`` atomically (a reader never sees half of one) and
+    returns its content."""
     if kind not in KINDS:
         raise ValueError(f"workdir kind {kind!r}: expected one of {KINDS}")
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     manifest = {"kind": kind, "command": command, "dface_jax_version": _version(),
                 "inputs": {name: str(value) for name, value in (inputs or {}).items()}}
-    path = workdir / MANIFEST_FILE
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(temporary, path)
+    storage.write_json(storage.as_path(workdir) / MANIFEST_FILE, manifest)
     return manifest
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """Dotted names of the fields in which two configs (as JSON dicts) differ."""
+    old, new = _flat(saved), _flat(current)
+    return sorted(key for key in set(old) | set(new) if old.get(key, "<absent>") != new.get(key, "<absent>"))
+
+
+def config_changes(workdir: str | os.PathLike, config: Any) -> list[str]:
+    """Fields in which ``config`` differs from the ``config.json`` of ``workdir`` ([] if the
+    workdir has none)."""
+    path = storage.as_path(workdir) / CONFIG_FILE
+    if not path.exists():
+        return []
+    return config_differences(json.loads(path.read_text()),
+                              json.loads(config.to_json_best_effort(sort_keys=True)))
+
+
+def is_completed(workdir: str | os.PathLike) -> bool:
+    """Whether the run in ``workdir`` finished (its completion marker is there)."""
+    return (storage.as_path(workdir) / COMPLETED_FILE).exists()
+
+
+@contextlib.contextmanager
+def open_run(workdir: str | os.PathLike, kind: str, command: str, config: Any, *,
+             inputs: dict[str, str] | None = None, allow_config_change: bool = False,
+             primary: bool = True) -> Iterator[pathlib.Path]:
+    """The life of a run in ``workdir``: lock, config check, config + manifest, marker.
+
+    A workdir that holds a run of another kind is refused. A workdir whose ``config.json``
+    differs from ``config`` is refused with the differing fields, unless
+    ``allow_config_change`` (the new config then replaces the old one). Only the
+    ``primary`` process (``jax.process_index() == 0``) takes the lock and writes; every
+    process checks, so all of them raise the same error. Yields the workdir; the
+    completion marker is written when the block returns without an exception.
+    """
+    from dface_jax.configs import save_config
+    from dface_jax.runtime import lock
+
+    workdir = storage.as_path(workdir)
+    with lock.hold(workdir, command) if primary else contextlib.nullcontext():
+        if (workdir / MANIFEST_FILE).exists():
+            read_manifest(workdir, kind)
+        differences = config_changes(workdir, config)
+        if differences and not allow_config_change:
+            shown = ", ".join(differences[:8]) + (" ..." if len(differences) > 8 else "")
+            raise WorkdirError(
+                f"{workdir / CONFIG_FILE}: this run's config differs in {shown}; resume with "
+                "the same config, use another workdir, or pass --allow-config-change to "
+                "replace it")
+        if primary:
+            (workdir / COMPLETED_FILE).unlink(missing_ok=True)
+            save_config(config, workdir / CONFIG_FILE)
+            write_manifest(workdir, kind, command, inputs)
+        yield workdir
+        if primary:
+            storage.write_json(workdir / COMPLETED_FILE, {"command": command})
 
 
 def read_manifest(workdir: str | os.PathLike, kind: str | tuple[str, ...] | None = None
                   ) -> dict[str, Any]:
     """The manifest of ``workdir``; with ``kind``, refuses a workdir of another kind."""
-    workdir = pathlib.Path(workdir)
+    workdir = storage.as_path(workdir)
     path = workdir / MANIFEST_FILE
-    if not path.is_file():
+    if not path.exists():
         what = "a dface-jax workdir" if kind is None else f"a {_kinds(kind)} workdir"
         raise WorkdirError(f"{workdir}: no {MANIFEST_FILE}; expected {what} (written by "
                            "dface-jax pretrain, import-torch, loso, compare or quickstart)")
@@ -104,8 +176,8 @@ def read_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
     """The resolved config a workdir was run with (its ``config.json``)."""
     from dface_jax.configs import read_config as read_config_file
 
-    path = pathlib.Path(workdir) / CONFIG_FILE
-    if not path.is_file():
+    path = storage.as_path(workdir) / CONFIG_FILE
+    if not path.exists():
         raise WorkdirError(f"{path} not found: a dface-jax workdir holds its config.json "
                            "beside its manifest")
     return read_config_file(path)
@@ -134,13 +206,21 @@ def write_tokenizer(workdir: str | os.PathLike, params: Any, config: ml_collecti
                          f"{sorted(config.keys())}")
     save_params(workdir, params, config)
     write_manifest(workdir, "tokenizer", command, inputs)
+    storage.write_json(storage.as_path(workdir) / COMPLETED_FILE, {"command": command})
+
+
+def _require_finished(workdir: str | os.PathLike) -> None:
+    read_manifest(workdir, "loso")
+    if not is_completed(workdir):
+        raise WorkdirError(f"{workdir}: the LOSO run there did not finish (no "
+                           f"{COMPLETED_FILE}); run it again to complete it")
 
 
 def read_results(workdir: str | os.PathLike) -> dict[str, Any]:
-    """``results.json`` of a LOSO workdir (scores, label names, protocol, settings)."""
-    read_manifest(workdir, "loso")
-    path = pathlib.Path(workdir) / RESULTS_FILE
-    if not path.is_file():
+    """``results.json`` of a finished LOSO workdir (scores, label names, protocol, ...)."""
+    _require_finished(workdir)
+    path = storage.as_path(workdir) / RESULTS_FILE
+    if not path.exists():
         raise WorkdirError(f"{path} not found: the LOSO run in {workdir} did not finish")
     return json.loads(path.read_text())
 
@@ -151,18 +231,18 @@ def read_predictions(workdir: str | os.PathLike) -> dict[str, Any]:
     pooling) and ``label_names``."""
     import numpy as np
 
-    read_manifest(workdir, "loso")
-    path = pathlib.Path(workdir) / PREDICTIONS_FILE
-    if not path.is_file():
+    _require_finished(workdir)
+    path = storage.as_path(workdir) / PREDICTIONS_FILE
+    if not path.exists():
         raise WorkdirError(f"{path} not found: the LOSO run in {workdir} did not finish")
-    with np.load(path, allow_pickle=False) as data:
+    with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
 
 
 def read_folds(workdir: str | os.PathLike) -> list[str]:
     """The held-out subject of each fold, in fold order (``folds.json`` of a LOSO workdir)."""
-    read_manifest(workdir, "loso")
-    path = pathlib.Path(workdir) / FOLDS_FILE
-    if not path.is_file():
+    _require_finished(workdir)
+    path = storage.as_path(workdir) / FOLDS_FILE
+    if not path.exists():
         raise WorkdirError(f"{path} not found: the LOSO run in {workdir} did not finish")
     return list(json.loads(path.read_text())["held_out_subjects"])

@@ -101,7 +101,10 @@ def test_training_curves_from_metrics_jsonl(tmp_path):
                                 5 + step / 20, "examples_per_sec": 100.0}) + "\n")
     path = plots.plot_training_curves(read_metrics(tmp_path), tmp_path / "curves.png")
     assert_nontrivial_png(path)
-    metrics.write_text('{"step": 1, "loss": 0.5}\nnot json\n')
+    # A kill mid-write tears the last line only: it is dropped; a bad line before it is an error.
+    metrics.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo')
+    assert read_metrics(tmp_path) == [{"step": 1, "loss": 0.5}]
+    metrics.write_text('{"step": 1, "loss": 0.5}\nnot json\n{"step": 3}\n')
     with pytest.raises(ValueError, match="line 2"):
         read_metrics(tmp_path)
 
@@ -198,6 +201,7 @@ def test_load_classifier_restores_one_fold_of_a_stacked_checkpoint(tmp_path):
     save_params(tmp_path, stacked, ml_collections.ConfigDict(
         {"model": "dface", "finetune_tokenizer": False, "classifier": classifier}))
     write_manifest(tmp_path, "loso", "test")
+    (tmp_path / "completed.json").write_text("{}")
     (tmp_path / "folds.json").write_text(json.dumps({"held_out_subjects": ["a/1", "b/2", "c/3"]}))
     (tmp_path / "results.json").write_text(json.dumps({"label_names": ["n", "p", "s"]}))
 

@@ -138,3 +138,20 @@ def test_worker_processes_give_the_same_stream(shard_dir):
             np.testing.assert_array_equal(next(serial)["driving"], next(parallel)["driving"])
     finally:
         parallel.close()
+
+
+def test_a_write_killed_before_its_metadata_is_cleaned_up_and_redone(tmp_path):
+    """What a kill leaves (partial files, renamed shards, no metadata.json) is not a shard
+    directory; the next write removes it and writes the set whole."""
+    out = tmp_path / "shards"
+    out.mkdir()
+    (out / "partial-00000.array_record").write_bytes(b"half a shard")
+    (out / "clips-00000-of-00002.array_record").write_bytes(b"a renamed shard")
+    clips = [np.full((4, 8, 8, 1), i, np.uint8) for i in range(3)]
+    paths = clip_shards.write_clip_shards(clips, out, clips_per_shard=2)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [p.name for p in paths] + [clip_shards.METADATA_FILE])
+    source = clip_shards.clip_source(out)
+    np.testing.assert_array_equal(clip_shards.decode_clip(source[2]), clips[2])
+    with pytest.raises(FileExistsError, match="already holds clip shards"):
+        clip_shards.write_clip_shards(clips, out)

@@ -35,11 +35,11 @@ def test_load_config_with_arg_and_overrides(tmp_path):
 
 def test_unknown_field_and_bad_type_are_errors(tmp_path):
     path = _write_config(tmp_path)
-    with pytest.raises(KeyError, match="no field 'model.widht'"):
+    with pytest.raises(configs.ConfigError, match="no field 'model.widht'"):
         configs.load_config(str(path), ["--config.model.widht=3"])
     with pytest.raises(ValueError, match="--config.steps=abc"):
         configs.load_config(str(path), ["--config.steps=abc"])
-    with pytest.raises(FileNotFoundError, match="nope.py"):
+    with pytest.raises(configs.ConfigError, match="nope.py"):
         configs.load_config("nope.py")
 
 

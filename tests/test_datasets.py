@@ -383,8 +383,10 @@ def test_cli_prepare_prints_the_summary_and_errors(tmp_path, capsys):
     assert "smic/s1/s1_ne_01 -> frame 60581" in out
     (root / "HS/s1/micro/negative/s1_ne_01/image060581.bmp").write_bytes(b"junk")
     args[args.index(str(tmp_path / "data"))] = str(tmp_path / "data2")
-    assert cli.main(args) == 1
-    assert "image060581.bmp: unreadable image" in capsys.readouterr().err
+    assert cli.main(args) == 2  # an expected error: one line, no traceback
+    err = capsys.readouterr().err
+    assert "image060581.bmp: unreadable image" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 # --- SynthFACS written in the real layouts and read back ------------------------------

@@ -64,7 +64,7 @@ def test_cache_round_trip_and_errors(tmp_path, tokenizer_params):
     with pytest.raises(ValueError, match=r"labels\[2\] = 7 is outside the 3 classes"):
         cache_lib.save_token_cache(tmp_path / "bad.npz", broken)
     del broken["subjects"]
-    with pytest.raises(KeyError, match="missing field.*subjects"):
+    with pytest.raises(cache_lib.TokenCacheError, match="missing field.*subjects"):
         cache_lib.validate_token_cache(broken, "bad.npz")
     with pytest.raises(ValueError, match="sample 1 \\(EP01\\).*same \\[H, W, C\\]"):
         samples = _samples(2)
@@ -86,7 +86,7 @@ def test_extract_tokens_cli_on_a_built_dataset(tmp_path, tokenizer_params):
     prepare_dataset("casme2", tmp_path / "raw", tmp_path / "data", image_size=16, trust_cropped=True)
     config = ml_collections.ConfigDict({"tokenizer": TINY_TOKENIZER.to_dict()})
     write_tokenizer(tmp_path / "tok", tokenizer_params, config, "test")
-    assert cli.main(["extract-tokens", "--tokenizer", str(tmp_path / "tok"), "--data",
+    assert cli.main(["extract-tokens", "--tokenizer", str(tmp_path / "tok"), "--data-dir",
                      str(tmp_path / "data"), "--dataset", "casme2", "--out",
                      str(tmp_path / "tokens.npz"), "--batch-size", "4"]) == 0
     cache = cache_lib.load_token_cache(tmp_path / "tokens.npz")

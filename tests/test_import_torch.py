@@ -28,7 +28,7 @@ def release():
 def tokenizer_workdir(tmp_path_factory):
     out = tmp_path_factory.mktemp("imported") / "tokenizer"
     assert cli.main(["import-torch", "--checkpoint", str(FIXTURE), "--kind", "tokenizer",
-                     "--prefix", "tokenizer/", "--out", str(out)]) == 0
+                     "--prefix", "tokenizer/", "--workdir", str(out)]) == 0
     return out
 
 
@@ -37,7 +37,7 @@ def classifier_workdir(tmp_path_factory, tokenizer_workdir):
     out = tmp_path_factory.mktemp("imported") / "classifier"
     assert cli.main(["import-torch", "--checkpoint", str(FIXTURE), "--kind", "classifier",
                      "--prefix", "classifier/", "--heads", FIXTURE_CLASSIFIER_HEADS,
-                     "--tokenizer", str(tokenizer_workdir), "--out", str(out)]) == 0
+                     "--tokenizer", str(tokenizer_workdir), "--workdir", str(out)]) == 0
     return out
 
 
@@ -177,7 +177,7 @@ def test_renamed_key_is_refused_naming_it(tmp_path, release, capsys):
     path = _write_npz(tmp_path / "renamed.npz", state_dict)
     out = tmp_path / "out"
     assert cli.main(["import-torch", "--checkpoint", str(path), "--kind", "tokenizer",
-                     "--out", str(out)]) == 1
+                     "--workdir", str(out)]) == 2
     error = capsys.readouterr().err
     assert f"missing key '{renamed}'" in error
     assert "unexpected key 'dec_spatial_transformer.layers.1.2.to_query.weight'" in error
@@ -192,7 +192,7 @@ def test_classifier_with_a_wrong_shape_is_refused(tmp_path, release, capsys):
     state_dict[key] = state_dict[key][:, :-1]
     path = _write_npz(tmp_path / "clf.npz", state_dict)
     assert cli.main(["import-torch", "--checkpoint", str(path), "--kind", "classifier",
-                     "--heads", FIXTURE_CLASSIFIER_HEADS, "--out", str(tmp_path / "out")]) == 1
+                     "--heads", FIXTURE_CLASSIFIER_HEADS, "--workdir", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert f"key '{key}' has shape (64, 127), expected (64, 128)" in error
 
@@ -218,7 +218,7 @@ def test_pt_file_without_torch_names_the_extra(tmp_path, capsys):
     path = tmp_path / "vae.736000.pt"
     path.write_bytes(b"not read: torch is missing")
     assert cli.main(["import-torch", "--checkpoint", str(path), "--kind", "tokenizer",
-                     "--out", str(tmp_path / "out")]) == 1
+                     "--workdir", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "pip install dface-jax[torch]" in error and str(path) in error
 
@@ -247,7 +247,7 @@ def test_extract_tokens_command_reads_the_imported_tokenizer_on_gray_data(tokeni
     write_layout(clips, "casme2", tmp_path / "raw")
     prepare_dataset("casme2", tmp_path / "raw", tmp_path / "data", image_size=64,
                     trust_cropped=True)
-    assert cli.main(["extract-tokens", "--tokenizer", str(tokenizer_workdir), "--data",
+    assert cli.main(["extract-tokens", "--tokenizer", str(tokenizer_workdir), "--data-dir",
                      str(tmp_path / "data"), "--dataset", "casme2", "--out",
                      str(tmp_path / "tokens.npz"), "--batch-size", "3"]) == 0
     cache = load_token_cache(tmp_path / "tokens.npz")

@@ -82,7 +82,7 @@ def test_configs_of_both_sizes_load():
 def test_whole_quickstart_at_tiny_scale(tmp_path):
     """The real pipeline end to end through the CLI, then a resume that skips every step."""
     out = tmp_path / "qs"
-    command = [sys.executable, "-m", "dface_jax.cli", "quickstart", "--out", str(out),
+    command = [sys.executable, "-m", "dface_jax.cli", "quickstart", "--workdir", str(out),
                "--config", "quickstart_small.py:tiny"]
     first = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert first.returncode == 0, first.stderr[-3000:]

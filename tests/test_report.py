@@ -39,6 +39,7 @@ def _write_run(root, tokenizer_workdir):
     loso = root / "compare" / "dface"
     write_manifest(loso, "loso", "test", inputs={
         "token_cache": root / "tokens.npz", "tokenizer_workdir": pretrain})
+    (loso / "completed.json").write_text("{}")
     predicted = np.where(rng.uniform(size=n) < 0.7, labels, (labels + 1) % 3)
     np.savez(loso / "predictions.npz", labels=labels, predicted=predicted,
              attention=rng.dirichlet(np.ones(16) * 0.3, n).astype(np.float32),
@@ -95,7 +96,7 @@ def test_report_command(tmp_path, tiny_tokenizer_workdir, capsys):
 
     run = _write_run(tmp_path / "run", tiny_tokenizer_workdir)
     assert cli.main(["report", "--workdir", str(run / "compare" / "dface"),
-                     "--out", str(tmp_path / "r")]) == 0
+                     "--report-dir", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "drew confusion_matrices" in out and "not drawn loso_curves" in out
     assert (tmp_path / "r" / "index.html").exists()

@@ -275,20 +275,21 @@ def test_npz_round_trip(tmp_path):
 def test_synth_command_writes_grid_npz_and_shards(tmp_path):
     from dface_jax import cli
 
-    assert cli.main(["synth", "--preset", "grid", "--out", str(tmp_path / "g"), "--size", "32"]) == 0
+    assert cli.main(["synth", "--preset", "grid", "--out", str(tmp_path / "g" / "grid.png"),
+                     "--image-size", "32"]) == 0
     from PIL import Image
-    grid = Image.open(tmp_path / "g" / "synthfacs_grid.png")
+    grid = Image.open(tmp_path / "g" / "grid.png")
     assert grid.size[0] == 32 * (NUM_AUS + 1)
-    assert cli.main(["synth", "--preset", "smic", "--out", str(tmp_path / "m"), "--size", "16",
-                     "--frames-per-clip", "3"]) == 0
-    assert len(synthetic.load_me_clips_npz(tmp_path / "m" / "synthfacs_smic.npz")) == 164
+    assert cli.main(["synth", "--preset", "smic", "--out", str(tmp_path / "m" / "smic.npz"),
+                     "--image-size", "16", "--frames-per-clip", "3"]) == 0
+    assert len(synthetic.load_me_clips_npz(tmp_path / "m" / "smic.npz")) == 164
     from data_pipelines.talking_faces.shards import clip_source, decode_clip, read_metadata
     from dface_jax.configs import load_config
     from dface_jax.pretrain.data import synthetic_talking_chunks
 
     # --preset talking writes exactly the clips `pretrain` renders from the same config.
     overrides = ["--config.data.num_clips=3", "--config.data.num_frames=4"]
-    assert cli.main(["synth", "--preset", "talking", "--out", str(tmp_path / "t"),
+    assert cli.main(["synth", "--preset", "talking", "--data-dir", str(tmp_path / "t"),
                      "--config", "pretrain_synthetic.py:tiny", *overrides]) == 0
     assert read_metadata(tmp_path / "t")["num_clips"] == 3
     config = load_config("pretrain_synthetic.py:tiny", overrides)

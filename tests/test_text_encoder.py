@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dface_jax.models.edclip import class_prompts
-from dface_jax.models.text_encoder import NON_SEMANTIC_WARNING, encode_prompts, hash_tokenize
+from dface_jax.models.text_encoder import (NON_SEMANTIC_WARNING, TextEncoderError, encode_prompts,
+                                          hash_tokenize)
 
 PROMPTS = class_prompts(("negative", "positive", "surprise"))
 
@@ -103,17 +104,18 @@ def test_non_clip_model_is_mean_pooled(tmp_path):
 
 def test_missing_directory_is_named_and_nothing_is_downloaded(tmp_path):
     missing = tmp_path / "openai" / "clip-vit-large-patch14"
-    with pytest.raises(FileNotFoundError, match="clip-vit-large-patch14' does not exist"):
+    with pytest.raises(TextEncoderError, match="clip-vit-large-patch14: text encoder directory "
+                                                "not found"):
         encode_prompts(PROMPTS, str(missing))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="has no config.json"):
+    with pytest.raises(TextEncoderError, match="empty: no config.json"):
         encode_prompts(PROMPTS, str(tmp_path / "empty"))
 
 
 def test_random_anchors_are_flagged_seeded_and_distinct():
     with pytest.warns(UserWarning, match="anchors are not semantic"):
         anchors, info = encode_prompts(PROMPTS, None, seed=0)
-    assert info == {"semantic": False, "model": info["model"], "cached": False,
+    assert info == {"semantic": False, "model": info["model"],
                     "warning": NON_SEMANTIC_WARNING}
     assert anchors.shape == (3, 64)
     with warnings.catch_warnings():
@@ -124,22 +126,6 @@ def test_random_anchors_are_flagged_seeded_and_distinct():
     assert not np.allclose(anchors, other_seed)
     cosine = anchors @ anchors.T
     assert cosine[~np.eye(3, dtype=bool)].max() < 0.95
-
-
-def test_cache_is_keyed_by_prompts_and_model(tmp_path):
-    cache = tmp_path / "anchors.npz"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        first, info = encode_prompts(PROMPTS, None, cache_path=cache)
-        assert not info["cached"] and cache.is_file()
-        second, info = encode_prompts(PROMPTS, None, cache_path=cache)
-        assert info["cached"] and not info["semantic"]
-        np.testing.assert_array_equal(first, second)
-        # Other prompts or another model: recomputed, not read from the stale cache.
-        _, info = encode_prompts(PROMPTS[:2], None, cache_path=cache)
-        assert not info["cached"]
-        _, info = encode_prompts(PROMPTS[:2], None, cache_path=cache, seed=7)
-        assert not info["cached"]
 
 
 def test_hash_tokenizer_is_deterministic():

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from dface_jax.models.pooling import POOLINGS, AttentionPooling, attention_entropy, sparsemax
+from dface_jax.configs import ConfigError
 from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
 
 TINY = dict(num_classes=3, seq_len=16, input_dim=8, dim=16, depth=1, heads=2, mlp_dim=32,
@@ -106,7 +107,7 @@ def test_config_errors_name_the_field():
         ClassifierConfig(pooling="topk")
     with pytest.raises(ValueError, match="dim=10 is not divisible by heads=4"):
         ClassifierConfig(dim=10, heads=4)
-    with pytest.raises(KeyError, match="no field.*'hidden'"):
+    with pytest.raises(ConfigError, match="no field.*'hidden'"):
         ClassifierConfig.from_dict({"hidden": 3})
     assert ClassifierConfig.from_dict(ClassifierConfig(**TINY).to_dict()) == ClassifierConfig(**TINY)
 

@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from dface_jax.models import layers, vq
+from dface_jax.configs import ConfigError
 from dface_jax.models import losses
 from dface_jax.models import tokenizer as tok
 
@@ -36,7 +37,7 @@ def test_config_defaults_are_paper_scale_and_from_dict_rejects_typos():
                 512, 32, 32, 256, 16, 6, 6, 6, 8, 64, 3, 16)
     assert not config.released_token_layout and config.quantizer == "straight_through"
     assert tok.TokenizerConfig.from_dict(TINY.to_dict()) == TINY
-    with pytest.raises(KeyError, match="dimm"):
+    with pytest.raises(ConfigError, match="dimm"):
         tok.TokenizerConfig.from_dict({"dimm": 3})
 
 
@@ -285,7 +286,7 @@ def test_reconstruction_loss_is_the_mean_squared_error():
                  "commitment": jnp.float32(0.1)}
     total = losses.tokenizer_losses(recon, target, vq_losses)
     np.testing.assert_allclose(total["total"], 14.0 / 4 + 0.5)
-    with pytest.raises(KeyError, match="recon_loss"):
+    with pytest.raises(ConfigError, match="recon_loss"):
         tok.TokenizerConfig.from_dict({"recon_loss": "l1"})
 
 

@@ -124,7 +124,35 @@ def test_prepare_voxceleb_resumes_and_skips_finished_work(tree, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("clips-*")} == before
 
 
-def test_bad_video_is_an_error_naming_the_file_or_a_reported_skip(tree, tmp_path, capsys):
+def test_other_settings_never_reuse_decoded_clips_or_shards(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "shards"
+    # An interrupted run at another size left a decoded clip: a run at SIZE decodes afresh.
+    other = voxceleb.DecodeSettings(SIZE * 2, 1, None, 2, None)
+    voxceleb._decode_to_cache(voxceleb.find_clips(src)[0], other, str(out))
+    summary = voxceleb.prepare_voxceleb(src, out, image_size=SIZE, workers=0, trust_cropped=True,
+                                        progress=False, keep_decoded=True)
+    assert (summary["decoded"], summary["reused"]) == (3, 0)
+    assert clip_shards.read_metadata(out)["image_size"] == SIZE
+    with pytest.raises(voxceleb.VoxCelebError, match="made with other settings"):
+        voxceleb.prepare_voxceleb(src, out, image_size=SIZE, frame_stride=2, workers=0,
+                                  trust_cropped=True, progress=False)
+
+
+def test_a_decoder_crash_names_the_clip(tree, tmp_path, monkeypatch):
+    src, _ = tree
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("codec exploded")
+
+    monkeypatch.setattr(voxceleb, "decode_video", crash)
+    monkeypatch.setattr(voxceleb, "read_frame_folder", crash)
+    with pytest.raises(voxceleb.VoxCelebError, match=r"id100\d\d/.*: RuntimeError: codec exploded"):
+        voxceleb.prepare_voxceleb(src, tmp_path / "o", image_size=SIZE, workers=0,
+                                  trust_cropped=True, progress=False)
+
+
+def test_bad_video_is_an_error_naming_the_file_or_a_reported_skip(tree, tmp_path, caplog):
     src, _ = tree
     broken = src / "id10003/zzzzzzzzzzz/00001.mp4"
     broken.parent.mkdir(parents=True)
@@ -136,7 +164,7 @@ def test_bad_video_is_an_error_naming_the_file_or_a_reported_skip(tree, tmp_path
                                         trust_cropped=True, skip_bad=True, progress=False)
     assert summary["num_clips"] == 3
     assert [s["clip"] for s in summary["skipped"]] == ["id10003/zzzzzzzzzzz/00001"]
-    assert "skipped id10003/zzzzzzzzzzz/00001" in capsys.readouterr().out
+    assert "skipped id10003/zzzzzzzzzzz/00001" in caplog.text
 
 
 def test_too_short_clip_is_reported(tmp_path):
@@ -151,7 +179,7 @@ def test_cli_prepare_voxceleb(tree, tmp_path, capsys):
     from dface_jax import cli
 
     src, _ = tree
-    args = ["prepare-voxceleb", "--src", str(src), "--out", str(tmp_path / "o"), "--image-size",
+    args = ["prepare-voxceleb", "--manual-dir", str(src), "--data-dir", str(tmp_path / "o"), "--image-size",
             str(SIZE), "--workers", "0", "--trust-cropped"]
     assert cli.main(args) == 0
     assert "clips 3 (decoded now 3, reused 0)" in capsys.readouterr().out

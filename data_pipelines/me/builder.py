@@ -17,11 +17,13 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import logging
 import pathlib
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
+import tqdm
 from etils import epath
 
 from data_pipelines import faces
@@ -30,6 +32,17 @@ from data_pipelines.me.records import (APEX_RULES, ClipRecord, DatasetError, Lab
 
 VERSION = "1.0.0"
 SUMMARY_FILE = "summary.json"
+
+
+class _QuietCustomConfig(logging.Filter):
+    """Drops TFDS's "Using custom data configuration" warning: every build here uses one
+    (its name encodes its settings), so the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Using custom data configuration")
+
+
+logging.getLogger("absl").addFilter(_QuietCustomConfig())
 
 
 @dataclasses.dataclass(eq=False)
@@ -78,7 +91,8 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
 
     VERSION = tfds.core.Version(VERSION)
-    BUILDER_CONFIGS = [make_config()]
+    BUILDER_CONFIGS: list = []  # every build names its own config (make_config): a predefined
+    # one would clash with the custom config of the default settings, which has its name
     LABELS: LabelSet
 
     # TFDS' default code_path probes `importlib_resources`, which tfds 4.9 imports lazily
@@ -156,9 +170,13 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             if not config.skip_bad:
                 raise err
             skipped.append({"clip": where, "reason": str(err)})
-            print(f"[{self.name}] skipped {where}: {err}")
+            bar.write(f"[{self.name}] skipped {where}: {err}")
 
-        for item in self.read_records(manual_dir):
+        records = self.read_records(manual_dir)
+        # Face detection and frame loading run here, before TFDS writes anything.
+        bar = tqdm.tqdm(records, desc=f"{self.name}: load and crop clips", unit="clip",
+                        dynamic_ncols=True, delay=0.5)
+        for item in bar:
             if isinstance(item, DatasetError):
                 bad(item, "sheet row")
                 continue
@@ -181,8 +199,8 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 estimated.append(f"{record.key} -> frame {loaded['apex_frame']}")
             if notes["crop"].fallback:
                 fallbacks.append(record.key)
-                print(f"[{self.name}] no face found in the onset frame of {record.key}: "
-                      "using the centred square")
+                bar.write(f"[{self.name}] no face found in the onset frame of {record.key}: "
+                          "using the centred square")
             example = dict(loaded, label=label, label_name=label, emotion=record.emotion,
                            subject=self.subject_id(record), dataset=record.dataset,
                            clip_id=record.clip_id, action_units=record.action_units,

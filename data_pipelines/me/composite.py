@@ -66,8 +66,11 @@ class CsvLabel:
     where: str
 
 
-def read_label_csv(path: pathlib.Path) -> dict[tuple[str, str, str], CsvLabel]:
-    """(dataset, subject, clip_id) -> label (and apex) from a peer-code label CSV."""
+def read_label_csv(path: pathlib.Path) -> tuple[dict[tuple[str, str, str], CsvLabel],
+                                                 list[DatasetError]]:
+    """(dataset, subject, clip_id) -> label (and apex) from a peer-code label CSV, and the
+    errors of the rows that could not be read (each names the file and row; the builder
+    raises them, or skips them with ``skip_bad``). An unreadable file raises at once."""
     try:
         rows = sheets.read_sheet(path, LABEL_CSV_COLUMNS)
     except sheets.SheetError as first_err:
@@ -75,29 +78,41 @@ def read_label_csv(path: pathlib.Path) -> dict[tuple[str, str, str], CsvLabel]:
             rows = sheets.read_sheet(path, ("data", "sub", "filename_o", "label"))
         except sheets.SheetError:
             raise DatasetError(str(first_err)) from None
-    out = {}
+    out: dict[tuple[str, str, str], CsvLabel] = {}
+    errors: list[DatasetError] = []
     for row in rows:
-        raw_dataset = sheets.cell_text(row, "dataset") or sheets.cell_text(row, "data")
-        dataset = DATASET_ALIASES.get(re.sub(r"[^a-z0-9]", "", raw_dataset.lower()))
-        if dataset is None:
-            raise DatasetError(f"{row.where}: dataset {raw_dataset!r}; expected one of "
-                               "casme2, samm, smic")
         try:
-            subject = SUBJECT_IDS[dataset](sheets.cell_text(row, "sub"))
-        except ValueError:
-            raise DatasetError(f"{row.where}: sub {sheets.cell_text(row, 'sub')!r} is not a "
-                               f"{dataset} subject id") from None
-        label_text = sheets.cell_text(row, "label")
-        if label_text not in ("0", "1", "2"):
-            raise DatasetError(f"{row.where}: label {label_text!r}; expected 0 (negative), "
-                               "1 (positive) or 2 (surprise)")
-        apex = sheets.cell_int(row, "apex", allow_missing=True) if "apex" in row.values else None
-        key = (dataset, subject, sheets.cell_text(row, "filename_o"))
+            key, label = _csv_row(row)
+        except (DatasetError, sheets.SheetError) as err:
+            errors.append(DatasetError(str(err)))
+            continue
         if key in out:
-            raise DatasetError(f"{row.where}: clip {'/'.join(key)} is listed twice "
-                               f"(first at {out[key].where}); expected one row per clip")
-        out[key] = CsvLabel(COMPOSITE_LABELS[int(label_text)], apex, row.where)
-    return out
+            errors.append(DatasetError(f"{row.where}: clip {'/'.join(key)} is listed twice "
+                                       f"(first at {out[key].where}); expected one row per clip"))
+            continue
+        out[key] = label
+    return out, errors
+
+
+def _csv_row(row: sheets.SheetRow) -> tuple[tuple[str, str, str], CsvLabel]:
+    """One label-CSV row -> ((dataset, subject, clip_id), CsvLabel); raises on a bad row."""
+    raw_dataset = sheets.cell_text(row, "dataset") or sheets.cell_text(row, "data")
+    dataset = DATASET_ALIASES.get(re.sub(r"[^a-z0-9]", "", raw_dataset.lower()))
+    if dataset is None:
+        raise DatasetError(f"{row.where}: dataset {raw_dataset!r}; expected one of "
+                           "casme2, samm, smic")
+    try:
+        subject = SUBJECT_IDS[dataset](sheets.cell_text(row, "sub"))
+    except ValueError:
+        raise DatasetError(f"{row.where}: sub {sheets.cell_text(row, 'sub')!r} is not a "
+                           f"{dataset} subject id") from None
+    label_text = sheets.cell_text(row, "label")
+    if label_text not in ("0", "1", "2"):
+        raise DatasetError(f"{row.where}: label {label_text!r}; expected 0 (negative), "
+                           "1 (positive) or 2 (surprise)")
+    apex = sheets.cell_int(row, "apex", allow_missing=True) if "apex" in row.values else None
+    key = (dataset, subject, sheets.cell_text(row, "filename_o"))
+    return key, CsvLabel(COMPOSITE_LABELS[int(label_text)], apex, row.where)
 
 
 def read_records(manual_dir: pathlib.Path, *, prefer_cropped: bool) -> list[RecordOrError]:
@@ -121,7 +136,8 @@ class Composite(MERBuilder):
         records = read_records(manual_dir, prefer_cropped=self.builder_config.trust_cropped)
         self._csv = {}
         if self.builder_config.label_csv:
-            self._csv = read_label_csv(pathlib.Path(self.builder_config.label_csv))
+            self._csv, row_errors = read_label_csv(pathlib.Path(self.builder_config.label_csv))
+            records.extend(row_errors)
             on_disk = {(r.dataset, r.subject, r.clip_id) for r in records
                        if isinstance(r, ClipRecord)}
             for key, entry in self._csv.items():

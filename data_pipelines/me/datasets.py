@@ -11,14 +11,17 @@ Public API (docs/INTERFACES.md, "Micro-expression data"):
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import pathlib
+import shutil
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_pipelines import faces
+from data_pipelines import faces, storage
 from data_pipelines.me.builder import SUMMARY_FILE, VERSION, MERBuilder, make_config
 from data_pipelines.me.casme2 import Casme2
 from data_pipelines.me.composite import Composite
@@ -26,6 +29,7 @@ from data_pipelines.me.records import DatasetError
 from data_pipelines.me.samm import Samm
 from data_pipelines.me.smic import Smic
 
+logger = logging.getLogger(__name__)
 BUILDERS: dict[str, type[MERBuilder]] = {
     "casme2": Casme2, "samm": Samm, "smic": Smic, "composite": Composite}
 DATASET_NAMES = tuple(BUILDERS)
@@ -49,23 +53,58 @@ def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | p
                     face_detector: str = "haar") -> dict:
     """Builds dataset ``name`` from ``manual_dir`` into ``data_dir``; returns its summary.
 
-    The summary is written as ``summary.json`` beside the ArrayRecord files, so a second
-    call with the same settings (which TFDS does not rebuild) returns it unchanged. The
-    build is keyed by its settings, not by the files under ``manual_dir``: after changing
-    those, delete ``data_dir/<name>/<config>`` or use another ``data_dir``.
+    A build is named by its settings (:func:`make_config`) and remembers a fingerprint of
+    its inputs (:func:`input_fingerprint`: every file's path, size and modification time,
+    and the coding sheets' bytes). A second call with the same settings and inputs returns
+    the summary of the existing build; if a frame, a sheet row or the file list changed
+    since, the build is made again (and says so).
     """
     cls = builder_class(name)
     if not trust_cropped:
         faces.make_detector(face_detector)  # fail before TFDS creates any directory
     if label_csv and name != "composite":
-        raise ValueError(f"label_csv is a composite-set option; {name!r} does not take one")
+        raise DatasetError(f"{label_csv}: a label CSV is a composite-set option; {name!r} does "
+                           "not take one")
+    manual_dir = pathlib.Path(manual_dir)
+    if not manual_dir.is_dir():
+        raise DatasetError(f"{manual_dir}: manual_dir not found; expected the {name} dataset "
+                           "as its owners distribute it (see `dface-jax prepare --help`)")
     config = make_config(image_size=image_size, apex_rule=apex_rule, trust_cropped=trust_cropped,
                          skip_bad=skip_bad, label_csv=label_csv, face_detector=face_detector)
+    fingerprint = input_fingerprint(manual_dir, label_csv)
+    build_dir = pathlib.Path(data_dir) / cls.name / config.name / VERSION
+    if (build_dir / "dataset_info.json").exists():
+        built = json.loads((build_dir / SUMMARY_FILE).read_text()).get("input_fingerprint")
+        if built != fingerprint:
+            logger.warning("%s: the files under %s changed since this build: building it again",
+                           build_dir, manual_dir)
+            shutil.rmtree(build_dir)
     builder = cls(config=config, data_dir=str(data_dir), file_format="array_record")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    summary = json.loads((pathlib.Path(builder.data_dir) / SUMMARY_FILE).read_text())
+    summary_path = pathlib.Path(builder.data_dir) / SUMMARY_FILE
+    summary = json.loads(summary_path.read_text())
+    if summary.get("input_fingerprint") != fingerprint:  # a build made just now
+        summary["input_fingerprint"] = fingerprint
+        storage.write_json(summary_path, summary)
     return dict(summary, data_dir=str(builder.data_dir))
+
+
+SHEET_SUFFIXES = (".xlsx", ".xls", ".xlsm", ".csv", ".txt")
+
+
+def input_fingerprint(manual_dir: pathlib.Path, label_csv: str | None = None) -> str:
+    """A hash of what a build reads: every file under ``manual_dir`` by (path, size,
+    modification time), the coding sheets and the label CSV by their bytes."""
+    digest = hashlib.sha1()
+    files = sorted(p for p in manual_dir.rglob("*") if p.is_file())
+    for path in files + ([pathlib.Path(label_csv)] if label_csv else []):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(manual_dir) if path in files else path}|{stat.st_size}|"
+                      f"{stat.st_mtime_ns}\n".encode())
+        if path.suffix.lower() in SHEET_SUFFIXES:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def built_dirs(name: str, data_dir: str | pathlib.Path) -> list[pathlib.Path]:

@@ -17,17 +17,19 @@ import dataclasses
 import pathlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from data_pipelines import faces
+from data_pipelines.errors import InputError
 
 APEX_RULES = ("middle", "max_difference")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 COMPOSITE_LABELS = ("negative", "positive", "surprise")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A clip or a sheet row is unusable: the message names the file, the row and what was expected."""
 
 
@@ -208,11 +210,21 @@ def find_one(folder: pathlib.Path, patterns: Iterable[str], what: str) -> pathli
     raise DatasetError(f"{folder}: no {what} found; expected one of {list(patterns)}")
 
 
-def tolerant(parse: Callable[[], ClipRecord]) -> RecordOrError:
-    """Runs a row parser; a SheetError becomes a DatasetError the builder may skip."""
-    from data_pipelines.me.sheets import SheetError
+def sheet_records(sheet: pathlib.Path, columns: Sequence[str],
+                  parse_row: Callable[[Any], ClipRecord]) -> list[RecordOrError]:
+    """Every data row of a coding sheet parsed by ``parse_row``: a :class:`ClipRecord`, or
+    the :class:`DatasetError` of a row it could not parse (kept in order, so the builder
+    raises it where it occurs or skips it). An unreadable sheet raises at once."""
+    from data_pipelines.me.sheets import SheetError, read_sheet
 
     try:
-        return parse()
+        rows = read_sheet(sheet, columns)
     except SheetError as err:
-        return DatasetError(str(err))
+        raise DatasetError(str(err)) from None
+    records: list[RecordOrError] = []
+    for row in rows:
+        try:
+            records.append(parse_row(row))
+        except SheetError as err:
+            records.append(DatasetError(str(err)))
+    return records

@@ -25,7 +25,7 @@ import re
 from data_pipelines.me import sheets
 from data_pipelines.me.builder import MERBuilder
 from data_pipelines.me.records import (ClipRecord, DatasetError, LabelSet, RecordOrError,
-                                       find_one, tolerant)
+                                       find_one, sheet_records)
 
 COLUMNS = ("Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Action Units",
            "Estimated Emotion")
@@ -92,11 +92,7 @@ def read_records(manual_dir: pathlib.Path) -> list[RecordOrError]:
     """Every row of the SAMM FACS coding sheet as a :class:`ClipRecord` (or its error)."""
     sheet = find_one(manual_dir, SHEET_PATTERNS, "SAMM FACS coding sheet")
     root = frames_root(manual_dir)
-    try:
-        rows = sheets.read_sheet(sheet, COLUMNS)
-    except sheets.SheetError as err:
-        raise DatasetError(str(err)) from None
-    return [tolerant(lambda r=row: parse_row(r, root)) for row in rows]
+    return sheet_records(sheet, COLUMNS, lambda row: parse_row(row, root))
 
 
 class Samm(MERBuilder):

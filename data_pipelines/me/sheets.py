@@ -16,8 +16,10 @@ import pathlib
 import re
 from collections.abc import Iterable, Sequence
 
+from data_pipelines.errors import InputError
 
-class SheetError(ValueError):
+
+class SheetError(InputError, ValueError):
     """A coding sheet is unreadable or lacks what the reader needs (names file and row)."""
 
 
@@ -58,8 +60,12 @@ def _raw_rows(path: pathlib.Path) -> list[list[object]]:
         finally:
             workbook.close()
     if suffix in (".csv", ".txt"):
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [list(row) for row in csv.reader(handle)]
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                return [list(row) for row in csv.reader(handle)]
+        except UnicodeDecodeError as err:
+            raise SheetError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); expected "
+                             "a UTF-8 CSV (re-save it as UTF-8, or as .xlsx)") from None
     raise SheetError(f"{path}: unsupported sheet type {suffix!r}; expected .xlsx or .csv")
 
 

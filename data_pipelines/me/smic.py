@@ -11,7 +11,7 @@ the onset is the first frame and the offset the last frame of the clip folder (f
 ordered by the number in their names, e.g. ``image060580.bmp`` or ``reg_image060580.bmp``).
 SMIC-HS has **no apex annotation**: every apex is chosen by the configured apex rule
 ("middle" or "max_difference", see :mod:`data_pipelines.me.records`), and every summary
-says which. ``non_micro`` folders are not read.
+says which. ``non_micro`` folders are not read; ``micro`` is matched whatever its case.
 """
 
 from __future__ import annotations
@@ -41,10 +41,18 @@ def subject_id(value: str) -> str:
     return f"s{int(match.group(1))}"
 
 
+def micro_dir(subject_dir: pathlib.Path) -> pathlib.Path | None:
+    """The subject's ``micro`` folder, whatever its case (copies have ``Micro/``)."""
+    if not subject_dir.is_dir():
+        return None
+    return next((p for p in sorted(subject_dir.iterdir())
+                 if p.is_dir() and p.name.lower() == "micro"), None)
+
+
 def hs_root(manual_dir: pathlib.Path) -> pathlib.Path:
     """``manual_dir/HS`` (or ``manual_dir`` if it already is the HS folder)."""
     for candidate in (manual_dir / "HS", manual_dir / "SMIC" / "HS", manual_dir):
-        if candidate.is_dir() and any(candidate.glob("*/micro")):
+        if candidate.is_dir() and any(micro_dir(p) for p in candidate.iterdir()):
             return candidate
     raise DatasetError(f"{manual_dir}: no SMIC-HS tree; expected HS/s1/micro/negative/s1_ne_01/")
 
@@ -53,13 +61,13 @@ def read_records(manual_dir: pathlib.Path) -> list[RecordOrError]:
     """Every clip folder under ``HS/*/micro/<emotion>/`` as a :class:`ClipRecord`."""
     root = hs_root(manual_dir)
     records: list[RecordOrError] = []
-    for subject_dir in sorted(p for p in root.iterdir() if (p / "micro").is_dir()):
+    for subject_dir in sorted(p for p in root.iterdir() if micro_dir(p)):
         try:
             subject = subject_id(subject_dir.name)
         except ValueError:
             records.append(DatasetError(f"{subject_dir}: subject folder name; expected s1, s2, ..."))
             continue
-        for emotion_dir in sorted(p for p in (subject_dir / "micro").iterdir() if p.is_dir()):
+        for emotion_dir in sorted(p for p in micro_dir(subject_dir).iterdir() if p.is_dir()):
             for clip_dir in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
                 records.append(ClipRecord(
                     dataset="smic", subject=subject, clip_id=clip_dir.name, frame_dir=clip_dir,

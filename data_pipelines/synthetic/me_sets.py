@@ -19,6 +19,7 @@ action).
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import Any, Protocol
 
 import numpy as np
@@ -323,6 +324,7 @@ def save_me_clips_npz(clips: list[MEClip], path) -> None:
     }
     for field in _NPZ_STRING_FIELDS:
         arrays[field] = np.array([getattr(c, field) for c in clips])
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
 
 

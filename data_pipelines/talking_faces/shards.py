@@ -30,10 +30,12 @@ import numpy as np
 from absl import flags
 from array_record.python import array_record_module
 
+from data_pipelines import storage
 from data_pipelines.talking_faces.augment import PairAugment, augment_pair
 
 METADATA_FILE = "metadata.json"
 SHARD_PATTERN = "clips-*-of-*.array_record"
+PARTIAL_PATTERN = "partial-*.array_record"
 
 
 def encode_clip(frames: np.ndarray) -> bytes:
@@ -60,15 +62,18 @@ def write_clip_shards(clips: Iterable[np.ndarray], out_dir: str | pathlib.Path,
     """Writes clips ``[T, H, W, C]`` (uint8, or float in [0, 1]) as ArrayRecord shards.
 
     All clips must share ``H, W, C`` (H == W); ``T`` may vary. Returns the shard paths.
-    Files are written under temporary names and renamed at the end, so a directory with a
-    ``metadata.json`` is always complete.
+    Files are written under temporary names and renamed at the end, and ``metadata.json``
+    is written last: a directory with it is complete. A directory without it holds what a
+    killed writer left (partial or renamed shard files), which is removed before writing.
     """
     if clips_per_shard < 1:
         raise ValueError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / METADATA_FILE).exists() or list(out_dir.glob(SHARD_PATTERN)):
+    if (out_dir / METADATA_FILE).exists():
         raise FileExistsError(f"{out_dir} already holds clip shards; write to an empty directory")
+    for leftover in [*out_dir.glob(SHARD_PATTERN), *out_dir.glob(PARTIAL_PATTERN)]:
+        leftover.unlink()  # an interrupted write: its metadata.json was never written
     frame_shape = None
     lengths: list[int] = []
     temp_paths: list[pathlib.Path] = []
@@ -87,7 +92,7 @@ def write_clip_shards(clips: Iterable[np.ndarray], out_dir: str | pathlib.Path,
         if clip_index % clips_per_shard == 0:
             if writer is not None:
                 writer.close()
-            temp_paths.append(out_dir / f"partial-{len(temp_paths):05d}.array_record")
+            temp_paths.append(out_dir / PARTIAL_PATTERN.replace("*", f"{len(temp_paths):05d}"))
             # group_size:1 keeps random access to one record cheap (one clip per chunk).
             writer = array_record_module.ArrayRecordWriter(str(temp_paths[-1]), "group_size:1")
         writer.write(record)
@@ -104,7 +109,7 @@ def write_clip_shards(clips: Iterable[np.ndarray], out_dir: str | pathlib.Path,
     metadata = {"image_size": int(frame_shape[0]), "channels": int(frame_shape[2]),
                 "num_clips": len(lengths), "min_frames": min(lengths), "max_frames": max(lengths),
                 "num_shards": len(paths)}
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    storage.write_json(out_dir / METADATA_FILE, metadata)
     return paths
 
 

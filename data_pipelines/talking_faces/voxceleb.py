@@ -9,18 +9,23 @@ Reads both forms a VoxCeleb copy comes in:
 Each clip: every ``frame_stride``-th frame, at most ``max_frames``, cropped with one face
 box found on its first frame (:mod:`data_pipelines.faces`; ``trust_cropped`` resizes only),
 gray, resized to ``image_size``. Clips are decoded in parallel worker processes into
-``out/decoded/<clip>.npy`` (written atomically), which makes an interrupted run resumable:
-a second run decodes only what is not there yet. When every clip is decoded they are
-written as shards with :func:`data_pipelines.talking_faces.shards.write_clip_shards` in a sorted,
-stable order; ``out/items.json`` lists the clip of each record, and the decoded cache is
-removed. A run on an ``out`` that already holds the shards of the same items does nothing.
+``out/decoded/<settings>/<clip>.npy`` (written atomically), which makes an interrupted run
+resumable: a second run decodes only what is not there yet, and a run with other settings
+(size, stride, frames, face crop) has its own cache folder, so old and new clips never mix.
+When every clip is decoded they are written as shards with
+:func:`data_pipelines.talking_faces.shards.write_clip_shards` in a sorted, stable order;
+``out/items.json`` lists the clip of each record and the settings, and the decoded cache is
+removed. A run on an ``out`` that already holds the shards of the same items and settings
+does nothing; shards of other items or settings are refused.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
+import logging
 import multiprocessing
 import pathlib
 import shutil
@@ -28,7 +33,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from data_pipelines import faces
+from data_pipelines import faces, storage
+from data_pipelines.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -36,7 +44,7 @@ DECODED_DIR = "decoded"
 ITEMS_FILE = "items.json"
 
 
-class VoxCelebError(ValueError):
+class VoxCelebError(InputError, ValueError):
     """A video or frame folder cannot be used (names the file and what was expected)."""
 
 
@@ -123,8 +131,15 @@ def _detector(spec: str | None) -> faces.FaceDetector | None:
     return _DETECTORS[spec]
 
 
-def cache_path(out: pathlib.Path, item: ClipItem) -> pathlib.Path:
-    return out / DECODED_DIR / (item.clip_id.replace("/", "__") + ".npy")
+def settings_key(settings: DecodeSettings) -> str:
+    """A short name for a set of decode settings (the cache folder of its clips)."""
+    text = json.dumps(dataclasses.asdict(settings), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def cache_path(out: pathlib.Path, item: ClipItem, settings: DecodeSettings) -> pathlib.Path:
+    return (out / DECODED_DIR / settings_key(settings)
+            / (item.clip_id.replace("/", "__") + ".npy"))
 
 
 def decode_clip(item: ClipItem, settings: DecodeSettings) -> tuple[np.ndarray, bool]:
@@ -140,12 +155,17 @@ def decode_clip(item: ClipItem, settings: DecodeSettings) -> tuple[np.ndarray, b
 
 
 def _decode_to_cache(item: ClipItem, settings: DecodeSettings, out: str) -> dict:
-    """Worker: decodes one clip into the cache; returns a status dict (never raises)."""
-    target = cache_path(pathlib.Path(out), item)
+    """Worker: decodes one clip into the cache; returns a status dict (never raises, so one
+    broken clip cannot stop the pool without being named)."""
+    target = cache_path(pathlib.Path(out), item, settings)
     try:
         clip, fallback = decode_clip(item, settings)
     except VoxCelebError as err:
         return {"clip_id": item.clip_id, "status": "bad", "reason": str(err)}
+    except Exception as err:  # a decoder or image library error: name the clip
+        return {"clip_id": item.clip_id, "status": "bad",
+                "reason": f"{item.path}: {type(err).__name__}: {err}"}
+    target.parent.mkdir(parents=True, exist_ok=True)
     if fallback:  # remembered on disk so a resumed run still reports it
         target.with_suffix(".fallback").touch()
     partial = target.with_suffix(".partial.npy")
@@ -193,42 +213,50 @@ def prepare_voxceleb(src: str | pathlib.Path, out: str | pathlib.Path, *, image_
     out = pathlib.Path(out)
     items = find_clips(src)
     ids = [item.clip_id for item in items]
+    settings = DecodeSettings(image_size, frame_stride, max_frames, min_frames,
+                              None if trust_cropped else face_detector)
     if (out / METADATA_FILE).exists():
         previous = json.loads((out / ITEMS_FILE).read_text()) if (out / ITEMS_FILE).exists() else None
         if previous is None or set(previous["found"]) != set(ids):
-            raise VoxCelebError(f"{out} already holds clip shards of another set of clips; "
-                                "expected an empty or unfinished output folder")
+            raise VoxCelebError(f"{out}: holds clip shards of another set of clips; expected "
+                                "an empty or unfinished output folder")
+        if previous.get("settings") != dataclasses.asdict(settings):
+            raise VoxCelebError(f"{out}: holds clip shards made with other settings "
+                                f"({previous.get('settings')}); expected an empty or "
+                                "unfinished output folder")
         return dict(previous["summary"], already_complete=True, decoded=0,
                     reused=previous["summary"]["num_clips"])
     if not trust_cropped:
         faces.make_detector(face_detector)  # fail now, not in every worker
-    settings = DecodeSettings(image_size, frame_stride, max_frames, min_frames,
-                              None if trust_cropped else face_detector)
-    (out / DECODED_DIR).mkdir(parents=True, exist_ok=True)
-    todo = [item for item in items if not cache_path(out, item).exists()]
+    cache_path(out, items[0], settings).parent.mkdir(parents=True, exist_ok=True)
+    todo = [item for item in items if not cache_path(out, item, settings).exists()]
     results = _run_workers(todo, settings, out, workers, progress)
     bad = sorted((r for r in results if r["status"] == "bad"), key=lambda r: r["clip_id"])
     if bad and not skip_bad:
-        raise VoxCelebError(f"{len(bad)} clip(s) unusable, first: {bad[0]['reason']} "
-                            "(skip_bad=True skips them and reports them)")
+        raise VoxCelebError(f"{bad[0]['reason']} ({len(bad)} clip(s) unusable; --skip-bad "
+                            "skips them and reports them)")
     for r in bad:
-        print(f"[prepare-voxceleb] skipped {r['clip_id']}: {r['reason']}")
-    written = [item for item in items if cache_path(out, item).exists()]
+        logger.warning("[prepare-voxceleb] skipped %s: %s", r["clip_id"], r["reason"])
+    written = [item for item in items if cache_path(out, item, settings).exists()]
     if not written:
         raise VoxCelebError(f"{src}: no usable clip")
-    paths = write_clip_shards((np.load(cache_path(out, item)) for item in written), out,
-                              clips_per_shard=clips_per_shard)
+    clips = (np.load(cache_path(out, item, settings)) for item in written)
+    if progress:
+        from tqdm import tqdm
+        clips = tqdm(clips, total=len(written), desc="writing clip shards", unit="clip")
+    paths = write_clip_shards(clips, out, clips_per_shard=clips_per_shard)
     summary = {
         "num_clips": len(written), "decoded": len(todo) - len(bad),
         "reused": len(items) - len(todo), "shards": [p.name for p in paths],
         "skipped": [{"clip": r["clip_id"], "reason": r["reason"]} for r in bad],
         "face_fallback": [item.clip_id for item in written
-                          if cache_path(out, item).with_suffix(".fallback").exists()],
+                          if cache_path(out, item, settings).with_suffix(".fallback").exists()],
         "image_size": image_size, "face_crop": "trusted" if trust_cropped else face_detector,
         "already_complete": False,
     }
-    (out / ITEMS_FILE).write_text(json.dumps(
-        {"clips": [item.clip_id for item in written], "found": ids, "summary": summary}, indent=1))
+    storage.write_json(out / ITEMS_FILE, {
+        "clips": [item.clip_id for item in written], "found": ids,
+        "settings": dataclasses.asdict(settings), "summary": summary})
     if not keep_decoded:
         shutil.rmtree(out / DECODED_DIR)
     return summary

@@ -6,7 +6,8 @@ W/comparison.md and W/comparison.json (and one LOSO workdir per variant and seed
 from __future__ import annotations
 
 import argparse
-import pathlib
+
+from dface_jax.commands.loso import add_run_arguments
 
 HELP = "D-FACE, ablations and the pixel baseline on the same folds, over seeds"
 
@@ -22,29 +23,27 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="the D-FACE LOSO config (path.py[:variant])")
-    parser.add_argument("--tokens", required=True, help="the token cache from extract-tokens")
-    parser.add_argument("--workdir", required=True, help="the comparison's directory")
+    add_run_arguments(parser)
     parser.add_argument("--seeds", type=_seeds, default=None,
                         help="comma-separated training seeds (default: config.compare.seeds)")
     parser.add_argument("--variants", default=None,
                         help="comma-separated subset of dface,no_edclip,mean_pooling,"
                              "shuffled_tokens,pixel (default: all)")
-    parser.add_argument("--text-encoder-dir", default=None,
-                        help="local Hugging Face text model for the EDCLIP anchors "
-                             "(default: config.text_encoder_dir; none = random, non-semantic)")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from dface_jax.configs import load_config
     from dface_jax.loso.compare import run_comparison
     from dface_jax.tokens.cache import load_token_cache
+    from dface_jax.workdir import COMPARISON_TABLE
 
     config = load_config(args.config, overrides)
-    cache = load_token_cache(args.tokens)
     seeds = args.seeds if args.seeds is not None else tuple(config.compare.seeds)
     variants = None if args.variants is None else [v.strip() for v in args.variants.split(",")]
-    run_comparison(config, cache, args.workdir, seeds, text_encoder_dir=args.text_encoder_dir,
-                   token_cache_path=args.tokens, variants=variants)
-    print((pathlib.Path(args.workdir) / "comparison.md").read_text())
+    run_comparison(config, load_token_cache(args.tokens), args.workdir, seeds,
+                   text_encoder_dir=args.text_encoder_dir, token_cache_path=args.tokens,
+                   variants=variants, keep_going=args.keep_going,
+                   allow_config_change=args.allow_config_change)
+    from data_pipelines.storage import as_path
+    print((as_path(args.workdir) / COMPARISON_TABLE).read_text())
     return 0

@@ -1,4 +1,4 @@
-"""``dface-jax extract-tokens --tokenizer W --data DIR --dataset composite --out tokens.npz``:
+"""``dface-jax extract-tokens --tokenizer W --data-dir DIR --dataset composite --out tokens.npz``:
 encode every clip's (onset, apex) pair with a frozen tokenizer into the LOSO token cache
 (see dface_jax/tokens/cache.py for the fields)."""
 
@@ -10,8 +10,9 @@ HELP = "encode every clip's (onset, apex) pair into 16 action tokens"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tokenizer", required=True, help="a pretraining (or import-torch) workdir")
-    parser.add_argument("--data", required=True, help="the data_dir `dface-jax prepare` built into")
+    parser.add_argument("--tokenizer", required=True,
+                        help="a tokenizer workdir (from pretrain or import-torch)")
+    parser.add_argument("--data-dir", required=True, help="the data_dir `dface-jax prepare` built into")
     parser.add_argument("--dataset", default="composite",
                         choices=("composite", "casme2", "samm", "smic"))
     parser.add_argument("--build-config", default=None,
@@ -34,9 +35,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from dface_jax.tokens.extract import extract_dataset
 
     start = time.perf_counter()
-    cache = extract_dataset(args.tokenizer, args.dataset, args.data, batch_size=args.batch_size,
-                            difference_size=args.difference_size, build_config=args.build_config,
-                            keep_frames=args.keep_frames)
+    cache = extract_dataset(args.tokenizer, args.dataset, args.data_dir,
+                            batch_size=args.batch_size, difference_size=args.difference_size,
+                            build_config=args.build_config, keep_frames=args.keep_frames)
     path = save_token_cache(args.out, cache)
     used = len(np.unique(cache["action_tokens"]))
     print(f"wrote {path}: {len(cache['labels'])} clips, {len(np.unique(cache['subjects']))} "

@@ -1,4 +1,4 @@
-"""``dface-jax import-torch --checkpoint vae.736000.pt --kind tokenizer --out W``: convert the
+"""``dface-jax import-torch --checkpoint vae.736000.pt --kind tokenizer --workdir W``: convert the
 authors' released PyTorch state dict into a workdir (Orbax checkpoint + ``config.json``) that
 ``load_tokenizer`` / ``load_classifier`` and ``extract-tokens --tokenizer W`` read. The config
 is inferred from the weights' shapes; see dface_jax/convert/export.py for the layout."""
@@ -6,7 +6,6 @@ is inferred from the weights' shapes; see dface_jax/convert/export.py for the la
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "convert the authors' released PyTorch checkpoint to an Orbax checkpoint"
 
@@ -18,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", required=True, choices=("tokenizer", "classifier"),
                         help="tokenizer = LatentActionQuantization (vae.736000.pt), "
                              "classifier = VQCodeTransformer")
-    parser.add_argument("--out", required=True, help="the workdir to create")
+    parser.add_argument("--workdir", required=True, help="the workdir to create")
     parser.add_argument("--prefix", default="",
                         help="use only keys under this prefix (e.g. tokenizer/ in the parity fixture)")
     parser.add_argument("--heads", type=int, default=None,
@@ -41,24 +40,18 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
     label_names = None if args.label_names is None else [
         name.strip() for name in args.label_names.split(",") if name.strip()]
-    try:
-        out_dir = import_checkpoint(
-            args.checkpoint, args.kind, args.out, prefix=args.prefix, heads=args.heads,
-            image_size=args.image_size, channels=args.channels, label_names=label_names,
-            tokenizer_workdir=args.tokenizer)
-    # Bad input (a mismatched or unreadable state dict, a missing torch, a contradicting
-    # option) is reported as one message; anything else is a bug and keeps its traceback.
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as error:
-        print(f"dface-jax import-torch: error: {error}", file=sys.stderr)
-        return 1
+    out_dir = import_checkpoint(
+        args.checkpoint, args.kind, args.workdir, prefix=args.prefix, heads=args.heads,
+        image_size=args.image_size, channels=args.channels, label_names=label_names,
+        tokenizer_workdir=args.tokenizer)
     print(f"wrote {args.kind} workdir {out_dir} from {args.checkpoint}")
     _print_summary(out_dir, args.kind)
     return 0
 
 
 def _print_summary(out_dir, kind: str) -> None:
-    from dface_jax.configs import read_config
+    from dface_jax.workdir import read_config
 
-    config = read_config(f"{out_dir}/config.json")
+    config = read_config(out_dir)
     fields = config.tokenizer if kind == "tokenizer" else config.classifier
     print("config: " + ", ".join(f"{key}={value}" for key, value in sorted(fields.items())))

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manual-dir", required=True,
                         help="the dataset as distributed (composite: a folder holding CASME2/, "
                              "SAMM/ and SMIC/); see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS")
-    parser.add_argument("--data-dir", required=True, help="TFDS data_dir to write into")
+    parser.add_argument("--data-dir", required=True, help="TFDS data_dir to build into")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--apex-rule", choices=("middle", "max_difference"), default="middle",
                         help="how to pick the apex where none is annotated (SMIC-HS, CASME II '/')")
@@ -27,20 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
-    import sys
+    from data_pipelines.me.datasets import format_summary, prepare_dataset
 
-    from data_pipelines.faces import FaceDetectorUnavailable
-    from data_pipelines.me.datasets import DatasetError, format_summary, prepare_dataset
-
-    try:
-        summary = prepare_dataset(
-            args.dataset, args.manual_dir, args.data_dir, image_size=args.image_size,
-            apex_rule=args.apex_rule, skip_bad=args.skip_bad, trust_cropped=args.trust_cropped,
-            label_csv=args.label_csv, face_detector=args.face_detector)
-    except (DatasetError, FaceDetectorUnavailable) as err:
-        # The message names the file, row and what was expected; a traceback adds nothing.
-        hint = "" if args.skip_bad else " (--skip-bad skips bad clips and reports them)"
-        print(f"dface-jax prepare: error: {err}{hint}", file=sys.stderr)
-        return 1
+    summary = prepare_dataset(
+        args.dataset, args.manual_dir, args.data_dir, image_size=args.image_size,
+        apex_rule=args.apex_rule, skip_bad=args.skip_bad, trust_cropped=args.trust_cropped,
+        label_csv=args.label_csv, face_detector=args.face_detector)
     print(format_summary(summary))
     return 0

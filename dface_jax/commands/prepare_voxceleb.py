@@ -1,4 +1,5 @@
-"""``dface-jax prepare-voxceleb``: a VoxCeleb tree (mp4 or frame folders) -> ArrayRecord clip shards."""
+"""``dface-jax prepare-voxceleb --manual-dir VOX --data-dir SHARDS``: a VoxCeleb tree (mp4
+or frame folders) -> ArrayRecord clip shards."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ HELP = "turn a VoxCeleb tree (mp4 or frame folders) into ArrayRecord clip shards
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--src", required=True,
+    parser.add_argument("--manual-dir", required=True,
                         help="tree of id10001/1zcIwhmdeo4/00001.mp4 files or of frame folders")
-    parser.add_argument("--out", required=True, help="output folder for the clip shards")
+    parser.add_argument("--data-dir", required=True, help="the folder the clip shards go to")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--frame-stride", type=int, default=1, help="keep every k-th frame")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per clip")
@@ -28,23 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
-    import sys
+    from data_pipelines.talking_faces.voxceleb import prepare_voxceleb
 
-    from data_pipelines.faces import FaceDetectorUnavailable
-    from data_pipelines.talking_faces.voxceleb import VoxCelebError, prepare_voxceleb
-
-    try:
-        summary = prepare_voxceleb(
-            args.src, args.out, image_size=args.image_size, frame_stride=args.frame_stride,
-            max_frames=args.max_frames, min_frames=args.min_frames,
-            clips_per_shard=args.clips_per_shard, workers=args.workers,
-            trust_cropped=args.trust_cropped, face_detector=args.face_detector,
-            skip_bad=args.skip_bad, keep_decoded=args.keep_decoded)
-    except (VoxCelebError, FaceDetectorUnavailable) as err:
-        print(f"dface-jax prepare-voxceleb: error: {err}", file=sys.stderr)
-        return 1
+    summary = prepare_voxceleb(
+        args.manual_dir, args.data_dir, image_size=args.image_size,
+        frame_stride=args.frame_stride, max_frames=args.max_frames, min_frames=args.min_frames,
+        clips_per_shard=args.clips_per_shard, workers=args.workers,
+        trust_cropped=args.trust_cropped, face_detector=args.face_detector,
+        skip_bad=args.skip_bad, keep_decoded=args.keep_decoded)
     state = "already complete, nothing to do" if summary["already_complete"] else "written"
-    print(f"clip shards in {args.out}: {state}")
+    print(f"clip shards in {args.data_dir}: {state}")
     print(f"  clips {summary['num_clips']} (decoded now {summary['decoded']}, reused "
           f"{summary['reused']}), shards {len(summary['shards'])}, image size {summary['image_size']}")
     print(f"  face crop: {summary['face_crop']}; no face found (centred square): "

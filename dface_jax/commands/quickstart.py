@@ -1,10 +1,10 @@
-"""``dface-jax quickstart --out DIR [--size small|paper]``: the whole method on SynthFACS.
+"""``dface-jax quickstart --workdir DIR [--scale small|paper]``: the whole method on SynthFACS.
 
 Writes the synthetic composite set in the real layouts, builds it through the dataset
 builders, pretrains the tokenizer, extracts tokens, runs the LOSO comparison (D-FACE,
 ablations, pixel baseline), prints the results table and writes ``DIR/report/index.html``.
 Re-running resumes: finished steps are skipped. ``--config.field=value`` overrides a field
-of the chosen ``experiments/configs/quickstart_<size>.py``.
+of the chosen ``experiments/configs/quickstart_<scale>.py``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ HELP = "the whole method on synthetic data in one command"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="run folder (created; re-use it to resume)")
-    parser.add_argument("--size", choices=("small", "paper"), default="small",
+    parser.add_argument("--workdir", required=True,
+                        help="run folder (created; run again with it to resume)")
+    parser.add_argument("--scale", choices=("small", "paper"), default="small",
                         help="small: minutes on a 2-core CPU; paper: paper scale, needs an "
                              "accelerator")
     parser.add_argument("--config", default=None,
-                        help="a quickstart config file instead of quickstart_<size>.py "
+                        help="a quickstart config file instead of quickstart_<scale>.py "
                              "(e.g. experiments/configs/quickstart_small.py:tiny)")
 
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from dface_jax.quickstart import quickstart_config, run_quickstart
 
     config = (load_config(args.config, overrides) if args.config
-              else quickstart_config(args.size, overrides))
-    result = run_quickstart(args.out, args.size, config=config)
+              else quickstart_config(args.scale, overrides))
+    result = run_quickstart(args.workdir, config=config)
     print(f"quickstart finished in {result['seconds']:.0f} s")
     return 0

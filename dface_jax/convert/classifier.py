@@ -16,8 +16,8 @@ from typing import Mapping
 
 import numpy as np
 
-from dface_jax.convert.state_dict import (check_keys_and_shapes, linear_kernel, load_state_dict,
-                                          strip_prefix)
+from dface_jax.convert.state_dict import (StateDictMismatchError, check_keys_and_shapes,
+                                          linear_kernel, load_state_dict, strip_prefix)
 from dface_jax.models.token_classifier import ClassifierConfig
 
 _LAYER_PREFIX = "transformer.layers."
@@ -59,7 +59,8 @@ def classifier_config_from_state_dict(state_dict: Mapping[str, np.ndarray], *, h
               f"{_LAYER_PREFIX}0.linear1.weight")
     missing = [key for key in needed if key not in state_dict]
     if missing:
-        raise ValueError(f"classifier state_dict lacks {missing}; is this a VQCodeTransformer "
+        raise StateDictMismatchError(
+            f"classifier state_dict lacks {missing}; is this a VQCodeTransformer "
                          f"checkpoint? (first keys: {sorted(state_dict)[:5]})")
     layer_indices = {int(key[len(_LAYER_PREFIX):].split(".")[0])
                      for key in state_dict if key.startswith(_LAYER_PREFIX)}

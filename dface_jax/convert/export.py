@@ -31,11 +31,14 @@ import jax
 import ml_collections
 import numpy as np
 
+from data_pipelines.errors import InputError
 from dface_jax.convert.classifier import classifier_config_from_state_dict, convert_classifier
 from dface_jax.convert.state_dict import load_state_dict
 from dface_jax.convert.tokenizer import convert_tokenizer_state_dict, tokenizer_config_from_state_dict
 from dface_jax.runtime.checkpoint import save_params
-from dface_jax.workdir import FOLDS_FILE, RESULTS_FILE, write_manifest, write_tokenizer
+from data_pipelines import storage
+from dface_jax.workdir import (COMPLETED_FILE, FOLDS_FILE, RESULTS_FILE, write_manifest,
+                               write_tokenizer)
 
 KINDS = ("tokenizer", "classifier")
 # The release's classifier (models/Exp_CLIP.py) uses 8 heads; heads are not in the weights.
@@ -43,7 +46,7 @@ RELEASED_CLASSIFIER_HEADS = 8
 IMPORTED_HELD_OUT_SUBJECT = "none (imported weights)"
 
 
-class ImportCheckpointError(ValueError):
+class ImportCheckpointError(InputError, ValueError):
     """The checkpoint cannot become the requested workdir (an option contradicts the weights,
     the labels are unknown, or the output directory is already in use)."""
 
@@ -147,6 +150,7 @@ def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str 
     if tokenizer_workdir:
         inputs["tokenizer_workdir"] = str(pathlib.Path(tokenizer_workdir).resolve())
     write_manifest(out_dir, "loso", "import-torch", inputs=inputs)
+    storage.write_json(out_dir / COMPLETED_FILE, {"command": "import-torch"})
     return config
 
 

@@ -13,12 +13,18 @@ from typing import Mapping
 
 import numpy as np
 
+from data_pipelines.errors import InputError
+
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # How many mismatches an error lists before "...".
 MAX_LISTED_PROBLEMS = 10
 
 
-class StateDictMismatchError(ValueError):
+class StateDictError(InputError, ValueError):
+    """A state-dict file cannot be read as one (missing, unknown format, no PyTorch)."""
+
+
+class StateDictMismatchError(StateDictError):
     """A state dict's keys or shapes differ from what a model expects."""
 
 
@@ -37,7 +43,7 @@ def _load_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
-        raise ImportError(
+        raise StateDictError(
             f"reading the PyTorch checkpoint {path} needs PyTorch: "
             f"pip install dface-jax[torch] (or convert it to .safetensors / .npz elsewhere)"
         ) from None
@@ -47,11 +53,12 @@ def _load_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(loaded).__name__}")
+        raise StateDictError(f"{path}: expected a state dict (name -> tensor), got "
+                             f"{type(loaded).__name__}")
     arrays = {}
     for key, value in loaded.items():
         if not hasattr(value, "detach"):
-            raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
+            raise StateDictError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
         arrays[key] = value.detach().cpu().float().numpy() if value.is_floating_point() \
             else value.detach().cpu().numpy()
     return arrays
@@ -68,7 +75,7 @@ def load_state_dict(path: str | pathlib.Path, *, prefix: str = "") -> dict[str, 
     """
     path = pathlib.Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"state dict file {path} does not exist")
+        raise StateDictError(f"{path}: state dict file not found")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
@@ -79,12 +86,12 @@ def load_state_dict(path: str | pathlib.Path, *, prefix: str = "") -> dict[str, 
     elif suffix in TORCH_SUFFIXES:
         arrays = _load_torch(path)
     else:
-        raise ValueError(f"{path}: unknown state dict format {suffix!r}; expected .npz, "
+        raise StateDictError(f"{path}: unknown state dict format {suffix!r}; expected .npz, "
                          f".safetensors or a PyTorch file ({', '.join(TORCH_SUFFIXES)})")
     if prefix:
         arrays = select_prefix(arrays, prefix)
         if not arrays:
-            raise ValueError(f"{path}: no keys start with {prefix!r}")
+            raise StateDictError(f"{path}: no keys start with {prefix!r}")
     return strip_prefix(arrays)
 
 
@@ -102,11 +109,11 @@ def check_keys_and_shapes(expected: Mapping[str, tuple[int, ...]],
     lines = [f"missing key {key!r}" for key in missing]
     lines += [f"unexpected key {key!r}" for key in unexpected]
     lines += [f"key {key!r} has shape {got}, expected {want}" for key, got, want in wrong_shape]
-    listed = "\n  ".join(lines[:MAX_LISTED_PROBLEMS])
-    more = f"\n  ... and {len(lines) - MAX_LISTED_PROBLEMS} more" if len(lines) > MAX_LISTED_PROBLEMS else ""
+    listed = "; ".join(lines[:MAX_LISTED_PROBLEMS])
+    more = f"; ... and {len(lines) - MAX_LISTED_PROBLEMS} more" if len(lines) > MAX_LISTED_PROBLEMS else ""
     raise StateDictMismatchError(
         f"{source}: state dict does not match the model ({len(missing)} missing, "
-        f"{len(unexpected)} unexpected, {len(wrong_shape)} with a wrong shape):\n  {listed}{more}")
+        f"{len(unexpected)} unexpected, {len(wrong_shape)} with a wrong shape): {listed}{more}")
 
 
 def linear_kernel(weight: np.ndarray) -> np.ndarray:

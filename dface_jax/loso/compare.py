@@ -8,16 +8,17 @@ spreads (sample std over seeds).
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Callable, Sequence
 
 import numpy as np
 
+from data_pipelines import storage
+from dface_jax.configs import ConfigError
 from dface_jax.loso.protocol import ORACLE_LABEL, ORACLE_NOTE
 from dface_jax.loso.run import run_loso
 from dface_jax.report.tables import comparison_markdown
-from dface_jax.workdir import write_manifest
+from dface_jax.workdir import COMPARISON_TABLE, open_run
 
 # name -> (title, overrides applied to the base config). D-FACE first: the others are
 # compared with it.
@@ -29,7 +30,6 @@ COMPARISON_VARIANTS = {
                         {"token_order": "shuffled_per_clip"}),
     "pixel": ("pixel baseline (apex - onset CNN)", {"model": "pixel", "train.edclip_weight": 0.0}),
 }
-
 
 
 def variant_config(base, overrides: dict, seed: int):
@@ -44,32 +44,19 @@ def variant_config(base, overrides: dict, seed: int):
     return config
 
 
-
 def _mean_std(values: Sequence[float]) -> dict:
     array = np.asarray(values, np.float64)
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
             "values": [float(v) for v in array]}
 
 
-
-def _run_identity(config) -> str:
-    """The config of one sweep as JSON, without ``compare`` (which seeds a comparison runs
-    does not change any one sweep)."""
+def without_compare(config):
+    """``config`` without its ``compare`` section: which seeds a comparison runs changes no
+    single sweep, so neither the sweeps nor the comparison are keyed by it."""
     config = config.copy_and_resolve_references()
     if "compare" in config:
         del config["compare"]
-    return config.to_json_best_effort(sort_keys=True)
-
-
-
-def _finished_run(run_dir, config) -> dict | None:
-    """results.json of ``run_dir`` if it finished with exactly ``config``, else None."""
-    results_path, source_path = run_dir / "results.json", run_dir / "source_config.json"
-    if results_path.is_file() and source_path.is_file() and \
-            source_path.read_text() == _run_identity(config):
-        return json.loads(results_path.read_text())
-    return None
-
+    return config
 
 
 def _comparison_row(title: str, overrides: dict, per_seed: list[dict], block=None) -> dict:
@@ -84,62 +71,67 @@ def _comparison_row(title: str, overrides: dict, per_seed: list[dict], block=Non
                             for dataset in scores[0]["per_dataset"]}}
 
 
-
 def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
                    text_encoder_dir: str | None = None, token_cache_path: str | None = None,
-                   variants: Sequence[str] | None = None,
+                   variants: Sequence[str] | None = None, keep_going: bool = False,
+                   allow_config_change: bool = False,
                    log: Callable[[str], None] = print) -> dict:
     """D-FACE (honest and oracle epoch), the ablations and the pixel baseline on the same
     folds, each over ``seeds``. Workdirs: ``W/<variant>`` (first seed) and
     ``W/<variant>-seed<s>``. Runs go seed by seed (every model at seed 0, then at seed 1,
     ...) and ``W/comparison.json`` / ``W/comparison.md`` are rewritten after every seed, so
-    an interrupted comparison still has a table over the seeds it finished; a rerun skips
-    runs whose workdir already holds results of the same config."""
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_manifest(workdir, "comparison", "compare", inputs={
-        "token_cache": "" if token_cache_path is None else str(pathlib.Path(token_cache_path).resolve()),
-        "tokenizer_workdir": str(cache["tokenizer_workdir"])})
+    an interrupted comparison still has a table over the seeds it finished; a rerun reuses
+    every run that finished with the same config (``run_loso``)."""
     names = list(COMPARISON_VARIANTS) if variants is None else list(variants)
     unknown = [n for n in names if n not in COMPARISON_VARIANTS]
     if unknown:
-        raise ValueError(f"unknown comparison variants {unknown}; known: {list(COMPARISON_VARIANTS)}")
+        raise ConfigError(f"unknown comparison variants {unknown}; known: "
+                          f"{list(COMPARISON_VARIANTS)}")
     if not seeds:
-        raise ValueError("run_comparison needs at least one seed")
+        raise ConfigError("a comparison needs at least one seed")
+    base = without_compare(base_config)
+    workdir = storage.as_path(workdir)
+    inputs = {"token_cache": "" if token_cache_path is None
+              else str(pathlib.Path(token_cache_path).resolve()),
+              "tokenizer_workdir": str(cache["tokenizer_workdir"]),
+              "seeds": ",".join(str(seed) for seed in seeds), "variants": ",".join(names)}
     per_variant: dict[str, list[dict]] = {name: [] for name in names}
     comparison = {}
-    for index, seed in enumerate(seeds):
-        for name in names:
-            title, overrides = COMPARISON_VARIANTS[name]
-            config = variant_config(base_config, overrides, seed)
-            run_dir = workdir / (name if index == 0 else f"{name}-seed{seed}")
-            results = _finished_run(run_dir, config)
-            if results is None:
-                results = run_loso(config, cache, run_dir, text_encoder_dir=text_encoder_dir,
-                                   token_cache_path=token_cache_path, log=log)
-                (run_dir / "source_config.json").write_text(_run_identity(config))
-            else:
-                log(f"{run_dir}: already finished, reusing its results.json")
-            per_variant[name].append(results)
-        rows = {}
-        for name in names:
-            title, overrides = COMPARISON_VARIANTS[name]
-            rows[name] = _comparison_row(title, overrides, per_variant[name])
-            if name == "dface":
-                rows["dface_oracle"] = _comparison_row(f"D-FACE, {ORACLE_LABEL}", {},
-                                                       per_variant[name], "oracle_epoch")
-        first = per_variant[names[0]][0]
-        text_encoder = next((r[0]["text_encoder"] for r in per_variant.values()
-                             if r[0]["text_encoder"] is not None), None)
-        comparison = {"rows": rows, "seeds": list(seeds[:index + 1]), "text_encoder": text_encoder,
-                      "protocol": first["protocol"], "verdicts": comparison_verdicts(rows),
-                      "oracle": {"label": ORACLE_LABEL, "note": ORACLE_NOTE},
-                      "train_seconds": {name: [r["train_seconds"] for r in per_variant[name]]
-                                        for name in names}}
-        (workdir / "comparison.json").write_text(json.dumps(comparison, indent=2))
-        (workdir / "comparison.md").write_text(comparison_markdown(comparison))
+    with open_run(workdir, "comparison", "compare", base, inputs=inputs,
+                  allow_config_change=allow_config_change):
+        for index, seed in enumerate(seeds):
+            for name in names:
+                _, overrides = COMPARISON_VARIANTS[name]
+                run_dir = workdir / (name if index == 0 else f"{name}-seed{seed}")
+                per_variant[name].append(run_loso(
+                    variant_config(base, overrides, seed), cache, run_dir,
+                    text_encoder_dir=text_encoder_dir, token_cache_path=token_cache_path,
+                    keep_going=keep_going, allow_config_change=allow_config_change, log=log))
+            comparison = _summarize(per_variant, list(seeds[:index + 1]))
+            storage.write_json(workdir / "comparison.json", comparison)
+            storage.write_text_atomic(workdir / COMPARISON_TABLE, comparison_markdown(comparison))
     return comparison
 
+
+def _summarize(per_variant: dict[str, list[dict]], seeds: list[int]) -> dict:
+    """comparison.json: every variant's row over the seeds so far, verdicts and notes."""
+    rows = {}
+    for name, per_seed in per_variant.items():
+        title, overrides = COMPARISON_VARIANTS[name]
+        rows[name] = _comparison_row(title, overrides, per_seed)
+        if name == "dface":
+            rows["dface_oracle"] = _comparison_row(f"D-FACE, {ORACLE_LABEL}", {}, per_seed,
+                                                   "oracle_epoch")
+    first = next(iter(per_variant.values()))[0]
+    text_encoder = next((r[0]["text_encoder"] for r in per_variant.values()
+                         if r[0]["text_encoder"] is not None), None)
+    return {"rows": rows, "seeds": seeds, "text_encoder": text_encoder,
+            "protocol": first["protocol"], "verdicts": comparison_verdicts(rows),
+            "oracle": {"label": ORACLE_LABEL, "note": ORACLE_NOTE},
+            "diverged": {name: [d for r in per_seed for d in r["diverged"]]
+                         for name, per_seed in per_variant.items()},
+            "train_seconds": {name: [r["train_seconds"] for r in per_seed]
+                              for name, per_seed in per_variant.items()}}
 
 
 def comparison_verdicts(rows: dict) -> dict:

@@ -10,16 +10,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dface_jax.configs import ConfigError
 from dface_jax.loso.step import LosoData, LosoModel, LosoTrainConfig
 from dface_jax.models.edclip import anchor_rows, class_prompts
 from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
 from dface_jax.models.text_encoder import encode_prompts
 from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
+from dface_jax.tokens.cache import TokenCacheError
 
 MODEL_KINDS = ("dface", "pixel")
 
 TOKEN_ORDERS = ("original", "shuffled_per_clip")
-
 
 
 @dataclasses.dataclass
@@ -31,7 +32,6 @@ class LosoExperiment:
     data: LosoData
     anchors: np.ndarray | None
     text_encoder: dict | None  # encode_prompts' info (model, semantic, warning) or None
-
 
 
 def shuffle_tokens_per_clip(action_vectors: np.ndarray, seed: int) -> np.ndarray:
@@ -47,25 +47,25 @@ def shuffle_tokens_per_clip(action_vectors: np.ndarray, seed: int) -> np.ndarray
     return np.take_along_axis(action_vectors, orders[:, :, None], axis=1)
 
 
-
 def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None,
                      anchor_cache_path: str | None = None) -> LosoExperiment:
     """Builds the model, data and text anchors of ``config`` (a LOSO config, see
     ``experiments/configs/loso_composite.py``) over the token ``cache``; the EDCLIP anchors
     come from ``text_encoder_dir``, else the config's ``text_encoder_dir``."""
     if config.model not in MODEL_KINDS:
-        raise ValueError(f"config.model={config.model!r}; expected one of {MODEL_KINDS}")
+        raise ConfigError(f"config.model={config.model!r}; expected one of {MODEL_KINDS}")
     if config.token_order not in TOKEN_ORDERS:
-        raise ValueError(f"config.token_order={config.token_order!r}; expected one of {TOKEN_ORDERS}")
+        raise ConfigError(f"config.token_order={config.token_order!r}; expected one of "
+                          f"{TOKEN_ORDERS}")
     label_names = tuple(str(n) for n in cache["label_names"])
     num_classes = len(label_names)
     train_config = LosoTrainConfig.from_dict(config.train.to_dict())
     anchors, text_info, pretrained = None, None, None
     if config.model == "pixel":
         if train_config.edclip_weight > 0:
-            raise ValueError("the pixel baseline has no text head: set train.edclip_weight=0")
+            raise ConfigError("the pixel baseline has no text head: set train.edclip_weight=0")
         if config.token_order != "original":
-            raise ValueError("token_order applies to token models, not the pixel baseline")
+            raise ConfigError("token_order applies to token models, not the pixel baseline")
         module = PixelBaselineCNN(PixelBaselineConfig.from_dict(
             dict(config.pixel.to_dict(), num_classes=num_classes)))
         inputs = np.asarray(cache["frame_difference"], np.float32)
@@ -91,11 +91,9 @@ def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None
                           None if anchors is None else np.asarray(anchors, np.float32), text_info)
 
 
-
 def finetunes_tokenizer(config) -> bool:
     """Whether a LOSO config (or a run's saved config.json) fine-tunes the tokenizer jointly."""
     return bool(config.finetune_tokenizer)
-
 
 
 def _joint_model(config, cache: dict, classifier_config):
@@ -106,17 +104,16 @@ def _joint_model(config, cache: dict, classifier_config):
     from dface_jax.workdir import restore_tokenizer
 
     if config.token_order != "original":
-        raise ValueError("finetune_tokenizer encodes the frames on the fly; the token-order "
+        raise ConfigError("finetune_tokenizer encodes the frames on the fly; the token-order "
                          "ablation applies to cached tokens only (token_order='original')")
     if "pair_frames" not in cache:
-        raise KeyError("finetune_tokenizer needs the clips' frames in the token cache (field "
-                       "'pair_frames'); write the cache with `dface-jax extract-tokens "
-                       "--keep-frames`")
+        raise TokenCacheError("the token cache has no 'pair_frames': finetune_tokenizer needs "
+                              "the clips' frames; write the cache with `dface-jax "
+                              "extract-tokens --keep-frames`")
     workdir = config.tokenizer_workdir or str(cache["tokenizer_workdir"])
     params, tokenizer_config = restore_tokenizer(workdir)
     module = TokenizerAndClassifier(tokenizer_config, classifier_config)
     return module, np.asarray(cache["pair_frames"], np.float32), {"tokenizer": params}
-
 
 
 def resolved_config(config, experiment: LosoExperiment):

@@ -73,7 +73,6 @@ def fold_keys(seed: int, num_folds: int) -> jax.Array:
     return jax.vmap(lambda f: jax.random.fold_in(root, f))(jnp.arange(num_folds))
 
 
-
 def class_weights(train_mask: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
     """Class-balanced loss weights [K] of one fold: ``n_train / (K n_c)``, 0 for classes
     the fold does not train on."""

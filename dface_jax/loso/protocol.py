@@ -28,7 +28,6 @@ ORACLE_NOTE = ("For each left-out subject the epoch with the most correct test p
                "overestimates; shown only for comparison with published numbers.")
 
 
-
 def oracle_epochs(run: LosoRun, labels: np.ndarray, subjects: Sequence[str]) -> np.ndarray:
     """int [F]: per held-out subject, the epoch (0-based) with the best test result.
 
@@ -51,7 +50,6 @@ def oracle_epochs(run: LosoRun, labels: np.ndarray, subjects: Sequence[str]) -> 
     return chosen
 
 
-
 def oracle_predictions(run: LosoRun, subjects: Sequence[str], chosen: np.ndarray) -> np.ndarray:
     """int [N]: each clip's prediction at its held-out subject's oracle epoch."""
     subjects = np.asarray(subjects).astype(str)
@@ -60,7 +58,6 @@ def oracle_predictions(run: LosoRun, subjects: Sequence[str], chosen: np.ndarray
         members = subjects == subject
         predictions[members] = run.epoch_logits[chosen[fold], members].argmax(-1)
     return predictions
-
 
 
 def score_predictions(labels: np.ndarray, predicted: np.ndarray, datasets: Sequence[str],
@@ -72,7 +69,6 @@ def score_predictions(labels: np.ndarray, predicted: np.ndarray, datasets: Seque
     overall["per_dataset"] = {name: {"uf1": s["uf1"], "uar": s["uar"], "count": s["count"]}
                               for name, s in by_dataset.items()}
     return overall
-
 
 
 def epoch_curve(run: LosoRun, labels: np.ndarray) -> list[dict]:

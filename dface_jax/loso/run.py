@@ -3,19 +3,24 @@
 A LOSO workdir holds ``manifest.json`` (kind ``loso``; the token cache, tokenizer, dataset
 build and text encoder it read), ``config.json`` (resolved: the classifier fields taken
 from the data filled in), ``results.json`` / ``results.md`` (honest and oracle-epoch
-scores), ``confusion.png``, ``folds.json``, ``metrics.jsonl`` (per-epoch curves),
-``predictions.npz`` and one checkpoint of every fold's parameters (leading fold axis).
+scores, and the folds that diverged, if any), ``confusion.png``, ``folds.json``,
+``metrics.jsonl`` (per-epoch curves), ``predictions.npz``, one checkpoint of every fold's
+parameters (leading fold axis) and, once all of that is written, ``completed.json``.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import pathlib
+import tempfile
 import time
 from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
+
+from data_pipelines import storage
+from data_pipelines.errors import InputError
 
 from dface_jax.loso.experiment import (LosoExperiment, build_experiment, finetunes_tokenizer,
                                        resolved_config)
@@ -26,8 +31,9 @@ from dface_jax.loso.sweep import LosoRun, train_folds
 from dface_jax.report.figures import plot_confusion_matrices
 from dface_jax.report.tables import results_markdown
 from dface_jax.runtime.checkpoint import save_params
-from dface_jax.runtime.metrics_log import MetricsWriter
-from dface_jax.workdir import write_manifest
+from dface_jax.runtime.metrics_log import METRICS_FILE
+from dface_jax.workdir import (FOLDS_FILE, PREDICTIONS_FILE, RESULTS_FILE, config_changes,
+                               is_completed, open_run, read_results)
 
 
 def summarize_run(run: LosoRun, cache: dict, experiment: LosoExperiment, config) -> dict:
@@ -68,65 +74,105 @@ def summarize_run(run: LosoRun, cache: dict, experiment: LosoExperiment, config)
     }
 
 
-def write_workdir(workdir, run: LosoRun, cache: dict, results: dict, config) -> None:
-    """Writes results.json/.md, confusion.png, folds.json, metrics.jsonl, predictions.npz,
-    config.json and one Orbax checkpoint of every fold's classifier (leading fold axis)."""
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+def divergences(run: LosoRun, subjects) -> list[dict]:
+    """Per fold whose training loss or held-out logits became NaN/inf: its held-out subject
+    and the first such epoch (1-based)."""
+    subjects = np.asarray(subjects).astype(str)
+    found = []
+    for fold, subject in enumerate(run.held_out_subjects):
+        members = subjects == subject
+        finite = (np.isfinite(run.train_loss[fold])
+                  & np.isfinite(run.epoch_logits[:, members]).all(axis=(1, 2)))
+        if not finite.all():
+            found.append({"subject": subject, "epoch": int(np.argmin(finite)) + 1})
+    return found
+
+
+def write_workdir(workdir, run: LosoRun, cache: dict, results: dict) -> None:
+    """Writes the checkpoint of every fold's parameters (leading fold axis), folds.json,
+    predictions.npz, metrics.jsonl, confusion.png, results.md and, last, results.json; each
+    file atomically, so a kill leaves whole files and no results.json before the rest."""
+    workdir = storage.as_path(workdir)
     labels = np.asarray(cache["labels"])
     subjects = np.asarray(cache["subjects"]).astype(str)
-    (workdir / "results.json").write_text(json.dumps(results, indent=2))
-    (workdir / "results.md").write_text(results_markdown(results))
-    plot_confusion_matrices(confusion_matrices(labels, run.epoch_logits[-1].argmax(-1),
-                                               cache["datasets"], len(results["label_names"])),
-                            results["label_names"], workdir / "confusion.png")
-    folds = {"held_out_subjects": list(run.held_out_subjects),
-             "folds": [{"fold": fold, "held_out_subject": subject,
-                        "test_clips": int(np.sum(subjects == subject)),
-                        "train_clips": int(np.sum(subjects != subject))}
-                       for fold, subject in enumerate(run.held_out_subjects)]}
-    (workdir / "folds.json").write_text(json.dumps(folds, indent=2))
-    writer = MetricsWriter(workdir, tensorboard=False)
-    for record in epoch_curve(run, labels):
-        writer.write(record.pop("epoch"), record)
-    writer.close()
+    save_params(workdir, run.fold_params, step=results["epochs"])
+    storage.write_json(workdir / FOLDS_FILE, {
+        "held_out_subjects": list(run.held_out_subjects),
+        "folds": [{"fold": fold, "held_out_subject": subject,
+                   "test_clips": int(np.sum(subjects == subject)),
+                   "train_clips": int(np.sum(subjects != subject))}
+                  for fold, subject in enumerate(run.held_out_subjects)]})
     final_logits = run.epoch_logits[-1]
-    np.savez(workdir / "predictions.npz", clip_ids=np.asarray(cache["clip_ids"]).astype(str),
+    buffer = io.BytesIO()
+    np.savez(buffer, clip_ids=np.asarray(cache["clip_ids"]).astype(str),
              subjects=subjects, datasets=np.asarray(cache["datasets"]).astype(str), labels=labels,
              predicted=final_logits.argmax(-1).astype(np.int32), logits=final_logits,
              attention=(run.attention if run.attention is not None
                         else np.zeros((labels.size, 0), np.float32)),
              label_names=np.asarray(results["label_names"]))
-    save_params(workdir, run.fold_params, config, step=results["epochs"])
+    storage.write_bytes_atomic(workdir / PREDICTIONS_FILE, buffer.getvalue())
+    storage.write_text_atomic(workdir / METRICS_FILE, "".join(
+        storage.dumps_json({"step": record.pop("epoch"), **record}) + "\n"
+        for record in epoch_curve(run, labels)))
+    with tempfile.TemporaryDirectory() as scratch:  # matplotlib writes local files
+        picture = pathlib.Path(scratch) / "confusion.png"
+        plot_confusion_matrices(confusion_matrices(labels, final_logits.argmax(-1),
+                                                   cache["datasets"], len(results["label_names"])),
+                                results["label_names"], picture)
+        storage.write_bytes_atomic(workdir / "confusion.png", picture.read_bytes())
+    storage.write_text_atomic(workdir / "results.md", results_markdown(results))
+    storage.write_json(workdir / RESULTS_FILE, results)
 
+
+class RunDivergedError(InputError, FloatingPointError):
+    """A LOSO fold's loss or logits became NaN/inf (the message names the subjects and epochs)."""
 
 
 def run_loso(config, cache: dict, workdir, *, text_encoder_dir: str | None = None,
-             token_cache_path: str | None = None, log: Callable[[str], None] = print) -> dict:
+             token_cache_path: str | None = None, keep_going: bool = False,
+             allow_config_change: bool = False, log: Callable[[str], None] = print) -> dict:
     """One LOSO sweep of ``config`` on ``cache`` (read from ``token_cache_path``), written to
-    ``workdir``; returns results."""
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    experiment = build_experiment(config, cache, text_encoder_dir=text_encoder_dir,
-                                  anchor_cache_path=str(workdir / "text_anchors.npz"))
+    ``workdir`` inside ``workdir.open_run``; returns results.
+
+    A workdir that finished with the same (resolved) config is not trained again: its
+    results are returned. A fold whose loss or logits become NaN/inf is named (subject,
+    first epoch) in results.json and on stderr, and the run then fails with
+    :class:`RunDivergedError` unless ``keep_going``.
+    """
+    experiment = build_experiment(config, cache, text_encoder_dir=text_encoder_dir)
+    resolved = resolved_config(config, experiment)
+    if is_completed(workdir) and not config_changes(workdir, resolved):
+        log(f"{workdir}: already finished with this config, reusing its results")
+        return read_results(workdir)
     text = experiment.text_encoder
-    write_manifest(workdir, "loso", "loso", inputs={
+    inputs = {
         "token_cache": "" if token_cache_path is None else str(pathlib.Path(token_cache_path).resolve()),
         "tokenizer_workdir": str(cache["tokenizer_workdir"]),
         "dataset_build": str(cache.get("dataset_build", "")),
-        "text_encoder": "none (pixel baseline)" if text is None else text["model"]})
-    if experiment.text_encoder is not None and experiment.text_encoder["warning"]:
-        log(f"warning: {experiment.text_encoder['warning']}")
-    start = time.perf_counter()
-    anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
-    run = train_folds(experiment.model, experiment.train_config, experiment.data,
-                      cache["subjects"], anchors)
-    seconds = time.perf_counter() - start
-    results = summarize_run(run, cache, experiment, config)
-    results["train_seconds"] = round(seconds, 2)
-    write_workdir(workdir, run, cache, results, resolved_config(config, experiment))
-    log(f"{workdir}: UF1 {results['uf1']:.4f} UAR {results['uar']:.4f} (honest); "
-        f"{ORACLE_LABEL}: UF1 {results['oracle_epoch']['uf1']:.4f} "
-        f"UAR {results['oracle_epoch']['uar']:.4f}; {len(run.held_out_subjects)} folds in {seconds:.1f} s")
+        "text_encoder": "none (pixel baseline)" if text is None else text["model"]}
+    with open_run(workdir, "loso", "loso", resolved, inputs=inputs,
+                  allow_config_change=allow_config_change):
+        if text is not None and text["warning"]:
+            log(f"warning: {text['warning']}")
+        start = time.perf_counter()
+        anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
+        run = train_folds(experiment.model, experiment.train_config, experiment.data,
+                          cache["subjects"], anchors, progress=True)
+        seconds = time.perf_counter() - start
+        results = summarize_run(run, cache, experiment, config)
+        results["train_seconds"] = round(seconds, 2)
+        results["diverged"] = divergences(run, cache["subjects"])
+        write_workdir(workdir, run, cache, results)
+        if results["diverged"]:
+            named = ", ".join(f"{d['subject']} (epoch {d['epoch']})" for d in results["diverged"])
+            message = (f"{workdir}: {len(results['diverged'])} fold(s) diverged (NaN/inf loss "
+                       f"or logits): {named}; see {RESULTS_FILE}")
+            if not keep_going:
+                raise RunDivergedError(message + "; lower train.learning_rate, or pass "
+                                       "--keep-going to score them anyway")
+            log(f"warning: {message}")
+        log(f"{workdir}: UF1 {results['uf1']:.4f} UAR {results['uar']:.4f} (honest); "
+            f"{ORACLE_LABEL}: UF1 {results['oracle_epoch']['uf1']:.4f} "
+            f"UAR {results['oracle_epoch']['uar']:.4f}; {len(run.held_out_subjects)} folds in "
+            f"{seconds:.1f} s")
     return results
-

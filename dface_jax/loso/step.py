@@ -62,7 +62,6 @@ class LosoTrainConfig:
         return dataclass_from_dict(cls, values)
 
 
-
 class LosoData(NamedTuple):
     """The clips every fold reads (device arrays, shared by all folds).
 
@@ -79,12 +78,10 @@ class LosoData(NamedTuple):
     label_to_anchor: jax.Array
 
 
-
 class TrainState(NamedTuple):
     params: Any
     opt_state: Any
     step: jax.Array
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +127,6 @@ class LosoModel:
         return outputs
 
 
-
 def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: jax.Array,
                anchors: jax.Array | None, label_to_anchor: jax.Array, config: LosoTrainConfig
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -160,7 +156,6 @@ def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: 
     return total, terms
 
 
-
 class FoldFunctions(NamedTuple):
     """The pure single-fold pieces; both sweep orchestrations are built from them."""
 
@@ -168,7 +163,6 @@ class FoldFunctions(NamedTuple):
     batches: Callable       # (fold_key, epoch, train_mask) -> int32 [S, B]
     train_step: Callable    # (state, batch_index [B], fold_key, class_weights, data, anchors) -> (state, loss)
     evaluate: Callable      # (params, test_index [T], data) -> dict(logits [T, K], attention?)
-
 
 
 def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax.Array,

@@ -14,6 +14,7 @@ Measured speed on CPU and why: docs/results/loso_speed.md.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, Sequence
 
@@ -23,6 +24,8 @@ import numpy as np
 
 from dface_jax.loso.folds import FoldArrays, class_weights, fold_keys, make_folds, steps_per_epoch
 from dface_jax.loso.step import LosoData, LosoModel, LosoTrainConfig, fold_functions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -48,13 +51,11 @@ class LosoRun:
     steps_per_epoch: int
 
 
-
 def _prepare(model, config, data, folds):
     num_steps = steps_per_epoch(folds, config.batch_size)
     pieces = fold_functions(model, config, data.inputs[:1], num_steps)
     keys = fold_keys(config.seed, folds.train_mask.shape[0])
     return num_steps, pieces, keys
-
 
 
 def _assemble(held_out, folds, params, test_logits, attention, train_loss, num_steps, num_clips
@@ -78,9 +79,9 @@ def _assemble(held_out, folds, params, test_logits, attention, train_loss, num_s
                    clip_attention, np.asarray(train_loss, np.float32), num_steps)
 
 
-
 def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subjects: Sequence[str],
-                anchors: jax.Array | None = None, timings: dict | None = None) -> LosoRun:
+                anchors: jax.Array | None = None, timings: dict | None = None,
+                progress: bool = False) -> LosoRun:
     """Trains every LOSO fold at once: one jit-compiled, fold-vmapped program.
 
     Args:
@@ -90,12 +91,19 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
       anchors: [K, D_text] EDCLIP text anchors (needed when ``config.edclip_weight > 0``).
       timings: if a dict, receives ``compile_seconds`` and ``run_seconds`` (the program is
         compiled ahead of time to separate them).
+      progress: log the compilation and show a bar of finished epochs (all folds advance
+        together; the program reports each epoch with ``jax.debug.callback``).
     Returns:
       A :class:`LosoRun`.
     """
     held_out, folds = make_folds(subjects)
     num_steps, pieces, keys = _prepare(model, config, data, folds)
     num_classes = model.num_classes
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=config.epochs, desc=f"LOSO, {len(held_out)} folds", unit="epoch",
+                   dynamic_ncols=True, delay=0.1)
 
     def run_fold(fold_key, train_mask, test_index, data, anchors, pretrained):
         weights = class_weights(train_mask, data.labels, num_classes)
@@ -107,6 +115,8 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
             batch_indices = pieces.batches(fold_key, epoch, train_mask)
             state, losses = jax.lax.scan(one_step, state, batch_indices)
             logits = pieces.evaluate(state.params, test_index, data)["logits"]
+            if bar is not None:  # the epoch index is not batched: one call per epoch
+                jax.debug.callback(lambda _: bar.update(1), epoch)
             return state, (losses.mean(), logits)
 
         state = pieces.init(fold_key, pretrained)
@@ -118,15 +128,21 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
     arguments = (keys, jnp.asarray(folds.train_mask), jnp.asarray(folds.test_index), data, anchors,
                  model.pretrained)
     start = time.perf_counter()
+    if progress:
+        logger.info("compiling the sweep of %d folds x %d epochs x %d steps", len(held_out),
+                    config.epochs, num_steps)
     compiled = sweep.lower(*arguments).compile()
     compiled_at = time.perf_counter()
-    params, test_logits, attention, train_loss = jax.block_until_ready(compiled(*arguments))
+    try:
+        params, test_logits, attention, train_loss = jax.block_until_ready(compiled(*arguments))
+    finally:
+        if bar is not None:
+            bar.close()
     if timings is not None:
         timings.update(compile_seconds=compiled_at - start,
                        run_seconds=time.perf_counter() - compiled_at)
     return _assemble(held_out, folds, params, test_logits, attention, train_loss, num_steps,
                      data.labels.shape[0])
-
 
 
 def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: LosoData,

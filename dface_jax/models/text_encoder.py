@@ -18,13 +18,11 @@ does not exist is an error naming it):
   memory, mean-pooled over the prompt's tokens. Its anchors are distinct per prompt but carry no meaning; ``info["semantic"]`` is
   False and :data:`NON_SEMANTIC_WARNING` is the text reports print.
 
-Anchors are L2-normalised float32 [K, D] and can be cached in an ``.npz`` keyed by the
-prompts and the model, so a LOSO sweep embeds them once.
+Anchors are L2-normalised float32 [K, D].
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -33,6 +31,8 @@ import zlib
 from typing import Sequence
 
 import numpy as np
+
+from data_pipelines.errors import InputError
 
 NON_SEMANTIC_WARNING = (
     "anchors are not semantic: no text encoder directory was given, so the EDCLIP prompts were "
@@ -94,8 +94,8 @@ def _random_clip_anchors(prompts: Sequence[str], width: int, seed: int) -> np.nd
 def _read_model_config(model_dir: pathlib.Path) -> dict:
     config_path = model_dir / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"text encoder directory {model_dir} has no config.json; expected a "
-                                f"model saved in Hugging Face format (save_pretrained)")
+        raise TextEncoderError(f"{model_dir}: no config.json; expected a text model saved in "
+                               "Hugging Face format (save_pretrained)")
     return json.loads(config_path.read_text())
 
 
@@ -136,63 +136,34 @@ def _directory_anchors(prompts: Sequence[str], model_dir: pathlib.Path) -> tuple
     return features, f"{type(model).__name__} (masked mean pooling) from {model_dir}"
 
 
-def _cache_key(prompts: Sequence[str], model_id: str) -> str:
-    payload = json.dumps({"prompts": list(prompts), "model": model_id}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _model_id(text_encoder_dir: str | None, random_width: int, seed: int) -> str:
-    if text_encoder_dir is None:
-        return f"random-tiny-clip(width={random_width},seed={seed})"
-    model_dir = pathlib.Path(text_encoder_dir).resolve()
-    config_text = (model_dir / "config.json").read_text() if (model_dir / "config.json").is_file() else ""
-    return f"{model_dir}#{hashlib.sha256(config_text.encode()).hexdigest()[:16]}"
+class TextEncoderError(InputError, ValueError):
+    """A text encoder directory is missing or not a Hugging Face model."""
 
 
 def encode_prompts(prompts: Sequence[str], text_encoder_dir: str | os.PathLike | None = None, *,
-                   cache_path: str | os.PathLike | None = None, random_width: int = 64,
-                   seed: int = 0) -> tuple[np.ndarray, dict]:
+                   random_width: int = 64, seed: int = 0) -> tuple[np.ndarray, dict]:
     """Embeds ``prompts`` into L2-normalised text anchors.
 
-    prompts: K strings (e.g. from ``edclip.class_prompts``). text_encoder_dir: a local Hugging Face
-    directory (see the module docstring) or None for the tiny random encoder of width
-    ``random_width`` seeded by ``seed``. cache_path: an ``.npz`` read when its key (prompts +
-    model) matches, written otherwise.
+    prompts: K strings (e.g. from ``edclip.class_prompts``). text_encoder_dir: a local
+    Hugging Face directory (see the module docstring) or None for the tiny random encoder
+    of width ``random_width`` seeded by ``seed``.
 
-    Returns (anchors float32 [K, D], info dict(semantic: bool, model: str, cached: bool,
-    warning: str | None)).
+    Returns (anchors float32 [K, D], info dict(semantic: bool, model: str, warning: str |
+    None)).
     """
     prompts = tuple(prompts)
     if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise ValueError(f"encode_prompts needs non-empty prompt strings, got {prompts!r}")
     if text_encoder_dir is not None and not pathlib.Path(text_encoder_dir).is_dir():
-        raise FileNotFoundError(
-            f"text encoder directory {str(text_encoder_dir)!r} does not exist; pass a local directory "
-            f"in Hugging Face format (nothing is downloaded), or no directory for random anchors")
-    model_id = _model_id(None if text_encoder_dir is None else str(text_encoder_dir), random_width, seed)
-    key = _cache_key(prompts, model_id)
+        raise TextEncoderError(
+            f"{text_encoder_dir}: text encoder directory not found; pass a local directory in "
+            "Hugging Face format (nothing is downloaded), or none for random anchors")
     semantic = text_encoder_dir is not None
-    info = {"semantic": semantic, "model": model_id, "cached": False,
-            "warning": None if semantic else NON_SEMANTIC_WARNING}
-
-    if cache_path is not None and pathlib.Path(cache_path).is_file():
-        with np.load(cache_path) as cached:
-            if str(cached["key"]) == key:
-                info.update(model=str(cached["model"]), cached=True)
-                if not semantic:
-                    warnings.warn(NON_SEMANTIC_WARNING, stacklevel=2)
-                return cached["anchors"].astype(np.float32), info
-
+    info = {"semantic": semantic, "warning": None if semantic else NON_SEMANTIC_WARNING}
     if text_encoder_dir is None:
         warnings.warn(NON_SEMANTIC_WARNING, stacklevel=2)
         features = _random_clip_anchors(prompts, random_width, seed)
         info["model"] = f"FlaxCLIPTextModel random tiny (width {random_width}, seed {seed})"
     else:
         features, info["model"] = _directory_anchors(prompts, pathlib.Path(text_encoder_dir))
-    anchors = _l2_normalize(features)
-
-    if cache_path is not None:
-        pathlib.Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache_path, anchors=anchors, key=np.array(key), model=np.array(info["model"]),
-                 prompts=np.array(prompts))
-    return anchors, info
+    return _l2_normalize(features), info

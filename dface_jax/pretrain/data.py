@@ -134,16 +134,22 @@ def write_synthetic_shards(data_config: Any, image_size: int, out_dir: str | pat
     return pathlib.Path(out_dir)
 
 
+def shard_dir_of(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
+    """Where a pretraining run reads its clip shards: ``data.dir``, else ``WORKDIR/data``."""
+    data = DataConfig.from_dict(config.data)
+    return pathlib.Path(data.dir) if data.dir else pathlib.Path(workdir) / "data"
+
+
 def ensure_clip_shards(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
-    """The shard directory of ``config.data``; renders SynthFACS clips into
-    ``WORKDIR/data`` when ``data.dir`` is empty and ``data.synthetic`` is set.
+    """The shard directory of ``config.data`` (:func:`shard_dir_of`); renders SynthFACS
+    clips there when it holds none and ``data.synthetic`` is set.
 
     In a multi-process job process 0 renders and the others wait for it.
     """
     from data_pipelines.talking_faces.shards import METADATA_FILE
 
     data = DataConfig.from_dict(config.data)
-    shard_dir = pathlib.Path(data.dir) if data.dir else pathlib.Path(workdir) / "data"
+    shard_dir = shard_dir_of(config, workdir)
     if (shard_dir / METADATA_FILE).exists():
         return shard_dir
     if not data.synthetic:

@@ -15,19 +15,20 @@ from typing import Any
 
 import jax
 
-from dface_jax.configs import save_config
+from data_pipelines.errors import InputError
 from dface_jax.pretrain import data as data_lib
 from dface_jax.pretrain import step as step_lib
 from dface_jax.runtime import checkpoint as checkpoint_lib
 from dface_jax.runtime import mesh as mesh_lib
 from dface_jax.runtime.metrics_log import MetricsWriter
-from dface_jax.workdir import CONFIG_FILE, write_manifest
+from dface_jax.workdir import open_run
 
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN/inf; the message names the step and the last good checkpoint."""
+class NonFiniteLossError(InputError, FloatingPointError):
+    """The loss became NaN/inf: the run diverged. The message names the step and the last
+    good checkpoint."""
 
 
 def check_finite(step: int, metrics: dict, checkpointer: checkpoint_lib.Checkpointer) -> None:
@@ -122,15 +123,14 @@ def train(config: Any, workdir: str | pathlib.Path, *, shard_dir: str | pathlib.
     return state
 
 
-def run_pretraining(config: Any, workdir: str | pathlib.Path, *,
-                    progress: bool = True) -> step_lib.State:
-    """What ``dface-jax pretrain`` does: writes the workdir's config and manifest (process
-    0), renders SynthFACS clip shards if the config asks for them, and trains or resumes."""
-    workdir = pathlib.Path(workdir)
-    shard_dir = data_lib.ensure_clip_shards(config, workdir)
-    if jax.process_index() == 0:
-        workdir.mkdir(parents=True, exist_ok=True)
-        save_config(config, workdir / CONFIG_FILE)
-        write_manifest(workdir, "tokenizer", "pretrain",
-                       inputs={"clip_shards": str(pathlib.Path(shard_dir).resolve())})
-    return train(config, workdir, shard_dir=shard_dir, progress=progress)
+def run_pretraining(config: Any, workdir: str | pathlib.Path, *, progress: bool = True,
+                    allow_config_change: bool = False) -> step_lib.State:
+    """What ``dface-jax pretrain`` does, inside ``workdir.open_run`` (lock, config check on
+    resume, config and manifest, completion marker): renders SynthFACS clip shards if the
+    config asks for them, then trains or resumes."""
+    shard_dir = data_lib.shard_dir_of(config, workdir)
+    with open_run(workdir, "tokenizer", "pretrain", config,
+                  inputs={"clip_shards": str(shard_dir.resolve())},
+                  allow_config_change=allow_config_change, primary=jax.process_index() == 0):
+        data_lib.ensure_clip_shards(config, workdir)
+        return train(config, workdir, shard_dir=shard_dir, progress=progress)

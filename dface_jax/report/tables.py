@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def results_markdown(results: dict) -> str:
     """A markdown table of the honest and oracle-epoch scores, overall and per dataset."""
     lines = [f"# LOSO results ({results['model']}, seed {results['seed']})", "",
@@ -24,7 +23,6 @@ def results_markdown(results: dict) -> str:
         if text["warning"]:
             lines.append(f"Warning: {text['warning']}.")
     return "\n".join(lines) + "\n"
-
 
 
 def comparison_markdown(comparison: dict) -> str:

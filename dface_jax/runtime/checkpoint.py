@@ -99,21 +99,22 @@ class Checkpointer:
 
 def save_params(workdir: str | pathlib.Path, params: Any, config: Any = None, *,
                 step: int = 0) -> pathlib.Path:
-    """Writes ``config.json`` (if a config is given) and a checkpoint whose ``state`` item is
-    ``{"params": params}``; for imported or hand-made weights. Returns the checkpoint dir.
+    """Writes a checkpoint whose ``state`` item is ``{"params": params}`` and then, if a
+    config is given, ``config.json`` (so the config never describes parameters that are not
+    on disk yet); for imported weights and LOSO folds. Returns the checkpoint dir.
 
     Writing a step that exists (a LOSO sweep re-run into its workdir) replaces it without a
     moment where neither version is on disk: see :func:`_replace_step`.
     """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        save_config(config, workdir / "config.json")
     _finish_interrupted_replace(checkpoint_dir(workdir))
     if (checkpoint_dir(workdir) / str(step)).exists():
         _replace_step(workdir, params, step)
     else:
         _save_params_step(workdir, params, step)
+    if config is not None:
+        save_config(config, workdir / "config.json")
     return checkpoint_dir(workdir)
 
 

@@ -15,10 +15,14 @@ unicode arrays, so ``np.load`` needs no pickle.
 
 from __future__ import annotations
 
-import pathlib
+import io
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from data_pipelines import storage
+from data_pipelines.errors import InputError
 
 CACHE_FIELDS = ("action_tokens", "action_vectors", "labels", "label_names", "subjects",
                 "datasets", "clip_ids", "frame_difference", "tokenizer_workdir", "apex_rule")
@@ -28,54 +32,61 @@ OPTIONAL_FIELDS = ("pair_frames",)  # per clip
 PROVENANCE_FIELDS = ("dataset_build",)  # 0-d str: the TFDS build the clips came from
 
 
+class TokenCacheError(InputError, ValueError):
+    """A token cache is missing or malformed (the message names the file and the field)."""
+
+
 def validate_token_cache(cache: Mapping[str, np.ndarray], source: str = "token cache") -> None:
     """Checks fields, shapes and label range; errors name ``source`` and the field."""
     missing = [name for name in CACHE_FIELDS if name not in cache]
     if missing:
-        raise KeyError(f"{source}: missing field(s) {missing}; a token cache has {list(CACHE_FIELDS)}")
+        raise TokenCacheError(f"{source}: missing field(s) {missing}; a token cache has "
+                              f"{list(CACHE_FIELDS)}")
     num_clips = len(cache["labels"])
     for name in PER_CLIP_FIELDS + tuple(f for f in OPTIONAL_FIELDS if f in cache):
         if len(cache[name]) != num_clips:
-            raise ValueError(f"{source}: field {name!r} has {len(cache[name])} rows, "
+            raise TokenCacheError(f"{source}: field {name!r} has {len(cache[name])} rows, "
                              f"'labels' has {num_clips}")
     tokens, vectors = cache["action_tokens"], cache["action_vectors"]
     if tokens.ndim != 2 or vectors.ndim != 3 or vectors.shape[:2] != tokens.shape:
-        raise ValueError(f"{source}: expected action_tokens [N, L] and action_vectors [N, L, D], "
+        raise TokenCacheError(f"{source}: expected action_tokens [N, L] and action_vectors [N, L, D], "
                          f"got {tokens.shape} and {vectors.shape}")
     if "pair_frames" in cache and (cache["pair_frames"].ndim != 5 or cache["pair_frames"].shape[1] != 2):
-        raise ValueError(f"{source}: pair_frames must be [N, 2, H, W, C] (onset, apex), "
+        raise TokenCacheError(f"{source}: pair_frames must be [N, 2, H, W, C] (onset, apex), "
                          f"got {cache['pair_frames'].shape}")
     if cache["frame_difference"].ndim != 4:
-        raise ValueError(f"{source}: frame_difference must be [N, h, w, C], "
+        raise TokenCacheError(f"{source}: frame_difference must be [N, h, w, C], "
                          f"got {cache['frame_difference'].shape}")
     num_classes = len(cache["label_names"])
     labels = np.asarray(cache["labels"])
     if num_clips and (labels.min() < 0 or labels.max() >= num_classes):
         bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
-        raise ValueError(f"{source}: labels[{bad}] = {labels[bad]} is outside the "
+        raise TokenCacheError(f"{source}: labels[{bad}] = {labels[bad]} is outside the "
                          f"{num_classes} classes {tuple(cache['label_names'])}")
 
 
-def save_token_cache(path: str | pathlib.Path, cache: Mapping[str, np.ndarray]) -> pathlib.Path:
-    """Validates and writes the cache as an uncompressed ``.npz``."""
+def save_token_cache(path: str | os.PathLike, cache: Mapping[str, np.ndarray]):
+    """Validates and writes the cache as an uncompressed ``.npz`` (atomically: a killed job
+    leaves the previous file or none, never a torn one). Returns the path."""
     validate_token_cache(cache, str(path))
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:  # a file handle keeps np.savez from appending ".npz"
-        np.savez(handle, **{name: np.asarray(cache[name])
-                            for name in CACHE_FIELDS + OPTIONAL_FIELDS + PROVENANCE_FIELDS
-                            if name in cache})
-    return path
+    buffer = io.BytesIO()  # a file object keeps np.savez from appending ".npz"
+    np.savez(buffer, **{name: np.asarray(cache[name])
+                        for name in CACHE_FIELDS + OPTIONAL_FIELDS + PROVENANCE_FIELDS
+                        if name in cache})
+    return storage.write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_token_cache(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+def load_token_cache(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads and validates a cache written by :func:`save_token_cache`."""
-    path = pathlib.Path(path)
+    path = storage.as_path(path)
     if not path.exists():
-        raise FileNotFoundError(f"token cache {path} does not exist; write it with "
-                                "`dface-jax extract-tokens`")
-    with np.load(path, allow_pickle=False) as archive:
-        cache = {name: archive[name] for name in archive.files}
+        raise TokenCacheError(f"{path}: token cache not found; write it with "
+                              "`dface-jax extract-tokens`")
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as archive:
+            cache = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as err:
+        raise TokenCacheError(f"{path}: not a token cache (.npz) ({err})") from None
     validate_token_cache(cache, str(path))
     return cache
 

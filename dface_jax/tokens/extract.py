@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 
 from dface_jax.runtime.batching import pad_rows
 
@@ -70,8 +71,8 @@ def _check_sample(index: int, sample: Mapping[str, Any], frame_shape: tuple | No
 
 def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, Any]], *,
                    label_names: Sequence[str], batch_size: int = 64, difference_size: int = 32,
-                   tokenizer_workdir: str = "", apex_rule: str = "", keep_frames: bool = False
-                   ) -> dict[str, np.ndarray]:
+                   tokenizer_workdir: str = "", apex_rule: str = "", keep_frames: bool = False,
+                   progress: bool = False) -> dict[str, np.ndarray]:
     """Encodes every sample's (onset, apex) pair; returns the token cache as a dict.
 
     Args:
@@ -82,6 +83,7 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
       batch_size: clips per compiled call; the last batch is padded (one compilation).
       difference_size: side of the stored ``frame_difference``.
       keep_frames: also store ``pair_frames`` (for joint tokenizer fine-tuning).
+      progress: show a bar of encoded clips.
     Returns:
       The cache dict (see the module docstring).
     """
@@ -93,6 +95,8 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
         outputs["pair_frames"] = []
     meta: dict[str, list] = {"labels": [], "subjects": [], "datasets": [], "clip_ids": []}
     frame_shape = None
+    bar = tqdm.tqdm(total=len(samples), desc="extract tokens", unit="clip", dynamic_ncols=True,
+                    delay=0.5, disable=not progress)
     for start in range(0, len(samples), batch_size):
         batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
         for offset, sample in enumerate(batch):
@@ -111,6 +115,8 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
                                 for k in ("onset", "apex")], batch_size)
         for name, value in zip(outputs, encode(jnp.asarray(onset), jnp.asarray(apex))):
             outputs[name].append(np.asarray(value)[:real])
+        bar.update(real)
+    bar.close()
     cache = {name: np.concatenate(values) for name, values in outputs.items()}
     cache["labels"] = np.asarray(meta["labels"], np.int32)
     for name in ("subjects", "datasets", "clip_ids"):
@@ -141,6 +147,6 @@ def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_di
     cache = extract_tokens(params, tok_config, source, label_names=source.label_names,
                            batch_size=batch_size, difference_size=difference_size,
                            tokenizer_workdir=str(pathlib.Path(tokenizer_workdir).resolve()),
-                           apex_rule=str(apex_rule), keep_frames=keep_frames)
+                           apex_rule=str(apex_rule), keep_frames=keep_frames, progress=True)
     cache["dataset_build"] = np.asarray(str(pathlib.Path(source.build_dir).resolve()))
     return cache

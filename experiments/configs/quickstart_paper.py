@@ -1,6 +1,6 @@
 """The quickstart at paper scale: the released model's sizes on SynthFACS.
 
-``dface-jax quickstart --out DIR --size paper`` uses this file. It runs the same steps as
+``dface-jax quickstart --workdir DIR --scale paper`` uses this file. It runs the same steps as
 ``quickstart_small.py`` with the paper-scale tokenizer (256 px, patch 16, width 512,
 6 + 6 + 6 blocks of 8 heads; ``TokenizerConfig``'s defaults) pretrained for 100k steps and
 the released classifier and LOSO schedule (``loso_composite.py``: 120 epochs, batch 16)
@@ -20,7 +20,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg is not None:
         raise ValueError(f"quickstart_paper has no variants, got {arg!r}")
     config = ml_collections.ConfigDict()
-    config.size = "paper"
+    config.scale = "paper"
     config.synth = ml_collections.ConfigDict(dict(seed=0, image_size=IMAGE_SIZE))
     config.prepare = ml_collections.ConfigDict(dict(image_size=IMAGE_SIZE, apex_rule="middle"))
 

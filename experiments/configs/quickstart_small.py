@@ -23,7 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     image_size = 32 if tiny else 64
 
     config = ml_collections.ConfigDict()
-    config.size = "small"
+    config.scale = "small"
     config.synth = ml_collections.ConfigDict(dict(seed=0, image_size=image_size))
     config.prepare = ml_collections.ConfigDict(dict(image_size=image_size, apex_rule="middle"))
 

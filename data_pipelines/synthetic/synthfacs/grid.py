@@ -10,8 +10,6 @@ from data_pipelines.synthetic.facs import AU_NAMES, NUM_AUS
 from data_pipelines.synthetic.synthfacs.face_model import sample_identities
 from data_pipelines.synthetic.synthfacs.render import render_faces
 
-GRID_FILENAME = "synthfacs_grid.png"
-
 
 def identity_action_grid(seed: int = 0, num_identities: int = 6, size: int = 128,
                          intensity: float = 1.0) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -34,9 +32,9 @@ def identity_action_grid(seed: int = 0, num_identities: int = 6, size: int = 128
     return mosaic.transpose(0, 2, 1, 3).reshape(num_identities * size, len(columns) * size), columns
 
 
-def save_grid_png(out_dir: str | pathlib.Path, *, seed: int = 0, num_identities: int = 6,
+def save_grid_png(path: str | pathlib.Path, *, seed: int = 0, num_identities: int = 6,
                   size: int = 128) -> pathlib.Path:
-    """Writes ``out_dir/synthfacs_grid.png`` with a title row naming each column."""
+    """Writes the grid to ``path`` (a PNG) with a title row naming each column."""
     from PIL import Image, ImageDraw  # only this picture needs PIL
 
     mosaic, columns = identity_action_grid(seed, num_identities, size)
@@ -46,8 +44,7 @@ def save_grid_png(out_dir: str | pathlib.Path, *, seed: int = 0, num_identities:
     draw = ImageDraw.Draw(canvas)
     for k, title in enumerate(columns):
         draw.text((k * size + size // 2 - 3 * len(title), 3), title, fill=0)
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / GRID_FILENAME
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
