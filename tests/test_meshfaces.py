@@ -90,9 +90,9 @@ def test_each_au_changes_the_face_in_its_region(au_renders, au_name):
 def test_zero_intensity_is_the_neutral_mesh_and_frames_do_not_leak_between_rows():
     people = MESHFACES.sample_people(1, 1)
     mesh = build_mesh(people.shape[0], people.look[0], int(people.key[0]), mesh_spacing(32))
-    points, normals = posed_mesh(mesh, np.zeros(NUM_AUS, np.float32))
-    assert points is mesh.points and normals is mesh.normals
-    moved, _ = posed_mesh(mesh, intensity_vector(AU26=0.3))
+    points, normals, shadow = posed_mesh(mesh, np.zeros(NUM_AUS, np.float32))
+    assert points is mesh.points and normals is mesh.normals and shadow is None
+    moved, _, _ = posed_mesh(mesh, intensity_vector(AU26=0.3))
     assert np.abs(moved - mesh.points).max() > 0.005
     scenes = MESHFACES.clean_scenes(3)
     au = np.stack([intensity_vector(), intensity_vector(AU26=1.0, AU12=1.0), intensity_vector()])

@@ -27,7 +27,8 @@ is 2D or shared with it: the geometry, the way actions deform it, the shading, t
 and the framing are all independent.
 """
 
-from data_pipelines.synthetic.meshfaces.people import LOOK_FIELDS, SHAPE_FIELDS, People, sample_people
+from data_pipelines.synthetic.meshfaces.people import (
+    LOOK_FIELDS, SHAPE_FIELDS, People, sample_people)
 from data_pipelines.synthetic.meshfaces.renderer import MESHFACES, MeshFacesRenderer, render_faces
 from data_pipelines.synthetic.meshfaces.scenes import SCENE_FIELDS, STYLES, Scenes
 

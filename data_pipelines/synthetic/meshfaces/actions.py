@@ -9,9 +9,12 @@ fields of AU10, AU25 and AU26 differ, which parts the lips and shows the mouth c
 Wrinkles (forehead lines, glabella furrows, nose bridge lines, crow's feet, dimples, chin
 dimpling) are small relief terms of the same fields, so they show through the shading.
 
-Magnitudes: a face is about 40 px tall in a 64 px frame, so 0.025 face units is about 1 px.
-At intensity 1 the moving features travel 0.03-0.09 units (1-4 px at 64 px); the lids
-(AU5, AU7), which are small, travel 0.02-0.03.
+Magnitudes (after ``ACTION_SCALE``): a clean-scene face is about 40 px tall in a 64 px
+frame, so 0.025 face units is about 1 px. At intensity 1 the moving features travel up to
+0.05-0.13 units (2-5 px at 64 px; the lids of AU5 and AU7 and the corners of AU14 and
+AU23, which are small, 1.5-2 px); at the micro-expression intensity 0.3 every emotion
+prototype moves its region by about 0.6-1.2 px (90th percentile of the moving points),
+1-1.8 px at most.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from data_pipelines.synthetic.meshfaces.head import Layout, gauss, mirrored, smo
 
 JAW_HINGE = np.array([0.0, -0.06, -0.02])  # the jaw's rotation axis (along x) passes here
 JAW_ANGLE = 0.085                          # radians at AU26 intensity 1
-# One gain on every field, set so that the pixel baseline (a small CNN on the 32 px
-# apex - onset difference) finds the micro-expressions visible but not trivial.
+# One gain on every field, calibrated with the pixel baseline only (a small CNN on the
+# 32 px apex - onset difference): micro-expressions visible but not trivial.
 ACTION_SCALE = 1.65
 
 
@@ -97,18 +100,18 @@ def action_fields(X: np.ndarray, Y: np.ndarray, points: np.ndarray, lay: Layout)
     # AU1: the inner brows and the middle of the forehead rise; forehead lines appear
     w = gauss(ax, 0.0, lay.eye_x - 0.08, 0.0, 0.05, 1.0) * _asym_y(Y, brow + 0.01, 0.035, 0.09)
     forehead = gauss(X, Y, 0.0, brow + 0.13, 0.11, 0.05)
-    put("AU1", dy=0.065 * w, dz=0.004 * w + 0.005 * forehead * _wrinkles(Y - brow, 0.032))
+    put("AU1", dy=0.065 * w, dz=0.004 * w + 0.007 * forehead * _wrinkles(Y - brow, 0.032))
     # AU2: the outer brows rise (and spread a little); lateral forehead lines
     w = gauss(ax, 0.0, lay.eye_x + 0.065, 0.0, 0.055, 1.0) * _asym_y(Y, brow, 0.035, 0.08)
     lateral = mirrored(X, Y, 0.2, brow + 0.11, 0.07, 0.045)
     put("AU2", dx=0.012 * side * w, dy=0.064 * w,
-        dz=0.005 * lateral * _wrinkles(Y - brow, 0.03))
+        dz=0.007 * lateral * _wrinkles(Y - brow, 0.03))
     # AU4: the inner brows come down and together, bulge, and the glabella furrows
     w = mirrored(X, Y, lay.eye_x - 0.085, brow, 0.055, 0.045)
     furrows = (np.exp(-0.5 * ((ax - 0.022) / 0.006) ** 2)
                * gauss(0.0, Y, 0.0, lay.eye_y + 0.065, 1.0, 0.035))
     put("AU4", dx=-0.03 * side * w, dy=-0.048 * w,
-        dz=0.008 * w - 0.009 * furrows + 0.004 * gauss(X, Y, 0.0, lay.eye_y + 0.03, 0.02, 0.012))
+        dz=0.008 * w - 0.013 * furrows + 0.004 * gauss(X, Y, 0.0, lay.eye_y + 0.03, 0.02, 0.012))
     # AU5: the upper lids retract upwards (over the eyeball), showing sclera above the iris
     put("AU5", dy=0.03 * upper_lid, dz=-0.012 * upper_lid)
     # AU6: the cheeks rise and bulge, pushing the lower lids up; crow's feet; brow tails drop
@@ -118,32 +121,33 @@ def action_fields(X: np.ndarray, Y: np.ndarray, points: np.ndarray, lay: Layout)
     crows = mirrored(X, Y, corner_x, corner_y, 0.022, 0.025) * np.cos(5.0 * angle)
     put("AU6", dy=0.05 * cheek + 0.014 * lower_lid
         - 0.01 * mirrored(X, Y, lay.eye_x + 0.05, brow, 0.05, 0.03),
-        dz=0.018 * cheek + 0.005 * lower_lid - 0.004 * crows)
+        dz=0.018 * cheek + 0.005 * lower_lid - 0.006 * crows)
     # AU7: the lids tighten: the lower lid rises and bulges, the upper lid drops a little
-    put("AU7", dy=0.022 * lower_lid - 0.008 * upper_lid, dz=0.006 * lower_lid + 0.004 * upper_lid)
+    put("AU7", dy=0.026 * lower_lid - 0.009 * upper_lid, dz=0.006 * lower_lid + 0.004 * upper_lid)
     # AU9: the nose wings and upper lip rise, the bridge skin bunches into lines, the inner
     # brows drop, the nasolabial folds deepen
     wings = mirrored(X, Y, lay.nose_w, lay.nose_tip_y - 0.012, 0.03, 0.03)
     bridge = gauss(X, Y, 0.0, lay.eye_y - 0.035, 0.032, 0.04)
-    put("AU9", dy=0.045 * wings - 0.014 * bridge + 0.014 * gauss(X, Y, 0.0, lay.mouth_y + 0.02, 0.07, 0.03)
-        + 0.012 * cheek - 0.02 * mirrored(X, Y, lay.eye_x - 0.08, brow, 0.05, 0.04),
-        dz=0.006 * wings + 0.005 * bridge * _wrinkles(Y - lay.eye_y, 0.018) - 0.007 * fold)
+    lip_middle = gauss(X, Y, 0.0, lay.mouth_y + 0.02, 0.07, 0.03)
+    put("AU9", dy=0.058 * wings - 0.014 * bridge + 0.018 * lip_middle + 0.012 * cheek
+        - 0.02 * mirrored(X, Y, lay.eye_x - 0.08, brow, 0.05, 0.04),
+        dz=0.006 * wings + 0.007 * bridge * _wrinkles(Y - lay.eye_y, 0.018) - 0.01 * fold)
     # AU10: the upper lip rises (more at its sides), parting from the lower lip over the
     # teeth; the nasolabial folds deepen
     w = (mirrored(X, Y, 0.045, lay.mouth_y + 0.03, 0.04, 0.035)
          + 0.5 * gauss(X, Y, 0.0, lay.mouth_y + 0.03, 0.05, 0.035))
     w = np.where(upper_side, w, w * (1.0 - span))
-    put("AU10", dy=0.038 * w + 0.01 * wings, dz=0.008 * w - 0.01 * fold)
+    put("AU10", dy=0.038 * w + 0.01 * wings, dz=0.008 * w - 0.014 * fold)
     # AU12: the lip corners go up, out and back along the cheek; the cheeks bulge
     corners = (mirrored(X, Y, lay.mouth_w, lay.mouth_y, 0.045, 0.04)
                + 0.5 * mirrored(X, Y, lay.mouth_w + 0.04, lay.mouth_y + 0.05, 0.05, 0.05))
     cheek_bulge = mirrored(X, Y, lay.mouth_w + 0.065, lay.mouth_y + 0.09, 0.05, 0.05)
     put("AU12", dx=0.03 * side * corners, dy=0.036 * corners + 0.015 * cheek_bulge,
-        dz=-0.015 * corners + 0.018 * cheek_bulge - 0.008 * fold)
+        dz=-0.015 * corners + 0.018 * cheek_bulge - 0.012 * fold)
     # AU14: the corners tighten back into the cheeks with a dimple beside them
     tight = mirrored(X, Y, lay.mouth_w, lay.mouth_y, 0.03, 0.03)
-    put("AU14", dx=0.02 * side * tight, dy=0.008 * tight,
-        dz=-0.025 * tight - 0.012 * mirrored(X, Y, lay.mouth_w + 0.03, lay.mouth_y, 0.01, 0.016)
+    put("AU14", dx=0.025 * side * tight, dy=0.008 * tight,
+        dz=-0.03 * tight - 0.012 * mirrored(X, Y, lay.mouth_w + 0.03, lay.mouth_y, 0.01, 0.016)
         + 0.006 * mirrored(X, Y, lay.mouth_w + 0.055, lay.mouth_y, 0.02, 0.03))
     # AU15: the corners are pulled down (from below, by the depressor)
     w = (mirrored(X, Y, lay.mouth_w, lay.mouth_y, 0.04, 0.035)
@@ -154,7 +158,8 @@ def action_fields(X: np.ndarray, Y: np.ndarray, points: np.ndarray, lay: Layout)
     chin = gauss(X, Y, 0.0, lay.chin_y + 0.07, 0.06, 0.05)
     lip = gauss(X, Y, 0.0, lay.mouth_y - 0.03, 0.08, 0.035)
     dimpling = np.sin(X / 0.011) * np.sin((Y - lay.chin_y) / 0.011)
-    put("AU17", dy=0.04 * chin + 0.03 * lip, dz=0.02 * chin + 0.014 * lip + 0.003 * chin * dimpling
+    put("AU17", dy=0.05 * chin + 0.035 * lip,
+        dz=0.02 * chin + 0.014 * lip + 0.005 * chin * dimpling
         - 0.006 * gauss(X, Y, 0.0, lay.mouth_y - lay.lip_lo - 0.03, 0.05, 0.012))
     # AU20: the lips stretch sideways (corners out, slightly down and back) and flatten
     lips_zone = gauss(0.0, Y, 0.0, lay.mouth_y, 1.0, 0.045)
@@ -166,7 +171,7 @@ def action_fields(X: np.ndarray, Y: np.ndarray, points: np.ndarray, lay: Layout)
     # come in, the lips press back and the skin around them bulges
     lips_red = lay.mouth_span(X * 0.9) * np.exp(-0.5 * ((Y - line) / 0.035) ** 2)
     ring = gauss(X, Y, 0.0, lay.mouth_y, 0.13, 0.07) - lips_red
-    put("AU23", dx=-0.025 * side * tight, dy=-0.6 * (Y - line) * lips_red,
+    put("AU23", dx=-0.03 * side * tight, dy=-0.75 * (Y - line) * lips_red,
         dz=-0.01 * lips_red + 0.006 * np.clip(ring, 0.0, 1.0))
     # AU25: the lips part along the seam (mostly the lower lip going down)
     up = span * smoothstep(line + 0.07, line + 0.01, Y) * upper_side

@@ -9,10 +9,10 @@ width and length, jaw taper, forehead slope, a random bump) warp the whole head.
 are written in *material* coordinates (X, Y): the base point's frontal position, which
 textures and action fields share, so everything painted on the skin moves with it.
 
-The lid openings are holes in the surface; the eyeballs are spheres behind them, and lids
-are kept in front of the eyeballs by a smooth maximum with an eyeball dome. The mouth is a
-seam (``actions.py`` moves the lips apart across it); a dark mouth cavity with teeth sits
-behind the lips. The neck is an elliptic cylinder.
+The lid openings are holes in the surface; the eyeballs (spheres, ``mesh.py``) sit behind
+them, and the lids are kept in front of the eyeballs by a smooth maximum with an eyeball
+dome. The mouth is a seam (``actions.py`` moves the lips apart across it); ``mesh.py``
+puts a dark mouth cavity with teeth behind the lips and an elliptic-cylinder neck below.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: flo
     return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
 
 
-def mirrored(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
+def mirrored(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float,
+             sy: float) -> np.ndarray:
     """A Gaussian bump on each side of the face (at +-cx)."""
     return gauss(np.abs(x), y, cx, cy, sx, sy)
 
@@ -202,6 +203,30 @@ def hair_boundary(u: np.ndarray, lay: Layout, look: np.ndarray) -> np.ndarray:
 def hair_mask(u: np.ndarray, Y: np.ndarray, lay: Layout, look: np.ndarray) -> np.ndarray:
     """[Nv, Nu] soft hair coverage in [0, 1] (u [1 or Nv, Nu], Y [Nv, 1 or Nu])."""
     return smoothstep(-0.012, 0.018, Y - hair_boundary(u, lay, look))
+
+
+def ear_relief(U: np.ndarray, Y: np.ndarray, lay: Layout, shape: np.ndarray) -> np.ndarray:
+    """Outward height [Nv, Nu] of the ears on the sides of the head: a raised oval with a
+    hollow (concha) and a rim (helix)."""
+    size = 1.0 + 0.1 * float(shape[SHAPE["ears"]])
+    relief = np.zeros_like(Y)
+    for side in (-1.0, 1.0):
+        q = np.hypot((U - side * (np.pi / 2 + 0.1)) * HEAD_A / (0.045 * size),
+                     (Y - lay.eye_y + 0.045) / (0.1 * size))
+        relief += (0.035 * smoothstep(1.0, 0.75, q) * (1.0 - 0.45 * np.exp(-0.5 * (q / 0.4) ** 2))
+                   + 0.01 * np.exp(-0.5 * ((q - 0.85) / 0.08) ** 2))
+    return relief
+
+
+def scalp_lift(U: np.ndarray, Y: np.ndarray, hair: np.ndarray, ear: np.ndarray,
+               look: np.ndarray) -> np.ndarray:
+    """Outward offset [Nv, Nu]: the ears where there is no hair, the hair's volume (long
+    hair also hangs out beside the jaw)."""
+    thickness = 0.012 + 0.035 * float(look[LOOK["hair_volume"]])
+    if float(look[LOOK["hair_style"]]) >= 0.72:
+        hang = smoothstep(0.05, -0.45, Y) * smoothstep(1.2, 1.45, np.abs(U))
+        thickness = thickness + 0.05 * hang
+    return ear * (1.0 - hair) + hair * thickness
 
 
 def identity_warp(points: np.ndarray, X: np.ndarray, Y: np.ndarray, shape: np.ndarray,

@@ -23,6 +23,9 @@ from data_pipelines.synthetic.meshfaces.texture import (
     eyeball_albedo, head_albedo, interior_albedo)
 
 FIELD_EPS = 2e-5  # face units: displacements below this are cut off (outside an AU's box)
+# Crease self-shadowing: a dent 0.01 face units deeper than the skin within ~0.015 of it
+# darkens by 20 %, at most by 45 %.
+CREASE_WIDTH, CREASE_GAIN, CREASE_MAX = 0.015, 20.0, 0.45
 SKIN_SHINE, EYE_SHINE = 14.0, 60.0
 
 
@@ -37,7 +40,9 @@ class PersonMesh:
     degenerates (poles), head_index: int [Nv, Nu] each grid point's row in ``points``
     (-1 in the lid openings).
     au_boxes: per AU, (row0, row1, col0, col1) of the grid it moves, or None; au_fields:
-    per AU, float32 [row1 - row0, col1 - col0, 3] displacement at intensity 1.
+    per AU, float32 [row1 - row0, col1 - col0, 3] displacement at intensity 1;
+    au_shadows: per AU, float32 [row1 - row0, col1 - col0] darkening of the creases it
+    digs, at intensity 1 (see ``crease_shadow``).
     interior: (start, stop) rows of the mouth cavity in ``points``; interior_fields:
     float32 [A, stop - start, 3].
     """
@@ -52,10 +57,22 @@ class PersonMesh:
     head_index: np.ndarray
     au_boxes: tuple[tuple[int, int, int, int] | None, ...]
     au_fields: tuple[np.ndarray | None, ...]
+    au_shadows: tuple[np.ndarray | None, ...]
     interior: tuple[int, int]
     interior_fields: np.ndarray
     shape: np.ndarray  # the person's rows, for the torso's width and the clothes
     look: np.ndarray
+
+
+def crease_shadow(field: np.ndarray, normals: np.ndarray, spacing: float) -> np.ndarray:
+    """Darkening [H, W] in [0, CREASE_MAX] where a displacement field [H, W, 3] sinks the
+    skin below its surroundings (a fold, furrow or dimple), from the field's component
+    along the neutral normals [H, W, 3]. The shading has no cast shadows, so this stands
+    in for the self-shadowing of the crease's walls; it is linear in the intensity like
+    the field itself."""
+    along = np.einsum("hwc,hwc->hw", field, normals).astype(np.float32)
+    around = cv2.GaussianBlur(along, (0, 0), CREASE_WIDTH / spacing)
+    return np.clip(CREASE_GAIN * (around - along), 0.0, CREASE_MAX)
 
 
 def _crop_fields(fields: np.ndarray):
@@ -106,50 +123,61 @@ def _surface_depth(X: np.ndarray, Y: np.ndarray, z: np.ndarray, front: np.ndarra
                      for i, r in enumerate(rows)])
 
 
+def _eye_domes(X: np.ndarray, Y: np.ndarray, z: np.ndarray, zf: np.ndarray, lay: hd.Layout
+               ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Lids wrapped over the eyeballs: zf raised to a smooth maximum with each eyeball's
+    dome (plus the lid thickness); returns it and the two eyeball centres [3]."""
+    centres = []
+    for side in (-1.0, 1.0):
+        # the eyeball sits just behind the socket surface at the eye centre
+        at = np.argmin((X - side * lay.eye_x) ** 2 + (Y - lay.eye_y) ** 2 + 10.0 * (z < 0))
+        centre = np.array([side * lay.eye_x, lay.eye_y, zf.flat[at] - lay.eye_r + 0.003])
+        d2 = (X - centre[0]) ** 2 + (Y - centre[1]) ** 2
+        inside = d2 < lay.eye_r ** 2
+        dome = np.where(inside, centre[2] + np.sqrt(np.where(inside, lay.eye_r ** 2 - d2, 0.0)),
+                        -np.inf) + hd.EYELID_THICKNESS
+        softness = 0.003
+        zf = softness * np.logaddexp(zf / softness, dome / softness)
+        centres.append(centre)
+    return zf, centres
+
+
+def _mouth_cavity(X, Y, U, zf, lay: hd.Layout, shape: np.ndarray, spacing: float):
+    """A curved dark wall behind the lips (teeth painted on it), warped like the head:
+    points [H, W, 3] and material X, Y [H, W]."""
+    ix = np.arange(-(lay.mouth_w + 0.04), lay.mouth_w + 0.04 + 1e-9, spacing)
+    iy = np.arange(lay.mouth_y - 0.1, lay.mouth_y + 0.035 + 1e-9, spacing)
+    IX, IY = np.meshgrid(ix, iy)
+    # always behind the skin above it, and curving back away from the lip line
+    iz = (_surface_depth(X, Y, zf, np.abs(U) < np.pi / 2, IX, IY) - 0.035
+          - 2.0 * (IY - lay.mouth_y) ** 2)
+    points = hd.identity_warp(np.stack([IX, IY, iz], -1), IX, IY, shape, np.ones_like(IX))
+    return points, IX, IY
+
+
 def build_mesh(shape: np.ndarray, look: np.ndarray, key: int, spacing: float) -> PersonMesh:
     """The mesh of one person (shape [S], look [L], texture seed ``key``) with grid points
     about ``spacing`` face units apart."""
+    f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
     rng = np.random.default_rng(np.random.SeedSequence([int(key), 0x7E47]))
     lay = hd.person_layout(shape, look)
     u, v = hd.head_grid(round(spacing, 6))
     U, V = np.meshgrid(u, v)
     x, y, z = hd.base_point(U, V)
-    X, Y = x, y
-    base = np.stack([x, y, z], -1)
-    gradient = np.stack([x / hd.HEAD_A ** 2, y / np.where(V >= 0, hd.HEAD_B_TOP, hd.HEAD_B_BOTTOM) ** 2,
-                         z / hd.HEAD_C ** 2], -1)
+    X, Y = x, y  # material coordinates: the base point's frontal position
+    semi_y = np.where(V >= 0, hd.HEAD_B_TOP, hd.HEAD_B_BOTTOM)
+    gradient = np.stack([x / hd.HEAD_A ** 2, y / semi_y ** 2, z / hd.HEAD_C ** 2], -1)
     fallback = gradient / np.linalg.norm(gradient, axis=-1, keepdims=True)
-    base_normals = hd.grid_normals(base, fallback)
+    base_normals = hd.grid_normals(np.stack([x, y, z], -1), fallback)
     front = hd.smoothstep(0.15, 0.45, z / hd.HEAD_C)
-    zf = z + hd.feature_relief(X, Y, lay, shape) * front
 
-    # eyeballs sit just behind the socket surface; the lids wrap them (smooth maximum)
-    centres = []
-    for sx in (-1.0, 1.0):
-        at = np.argmin((X - sx * lay.eye_x) ** 2 + (Y - lay.eye_y) ** 2 + 10.0 * (z < 0))
-        centre = np.array([sx * lay.eye_x, lay.eye_y, zf.flat[at] - lay.eye_r + 0.003])
-        d2 = (X - centre[0]) ** 2 + (Y - centre[1]) ** 2
-        dome = np.where(d2 < lay.eye_r ** 2, centre[2] + np.sqrt(np.maximum(lay.eye_r ** 2 - d2, 0.0)),
-                        -np.inf) + hd.EYELID_THICKNESS
-        k = 0.003
-        zf = k * np.logaddexp(zf / k, dome / k)
-        centres.append(centre)
-    # ears and hair push the surface out along the base normal
-    ear = np.zeros_like(z)
-    ear_size = 1.0 + 0.1 * float(shape[SHAPE["ears"]])
-    for su in (-1.0, 1.0):
-        q = np.hypot((U - su * (np.pi / 2 + 0.1)) * hd.HEAD_A / (0.045 * ear_size),
-                     (Y - lay.eye_y + 0.045) / (0.1 * ear_size))
-        ear += (0.035 * hd.smoothstep(1.0, 0.75, q) * (1.0 - 0.45 * np.exp(-0.5 * (q / 0.4) ** 2))
-                + 0.01 * np.exp(-0.5 * ((q - 0.85) / 0.08) ** 2))
+    zf, centres = _eye_domes(X, Y, z, z + hd.feature_relief(X, Y, lay, shape) * front, lay)
     hair = hd.hair_mask(U, Y, lay, look)
-    long_hair = float(look[LOOK["hair_style"]]) >= 0.72
-    thickness = 0.012 + 0.035 * float(look[LOOK["hair_volume"]])
-    hang = (0.05 * hd.smoothstep(0.05, -0.45, Y) * hd.smoothstep(1.2, 1.45, np.abs(U))
-            if long_hair else 0.0)
-    # smoothed, so that hair edges are slopes rather than cliffs the points cannot cover
-    lift = cv2.GaussianBlur((ear * (1.0 - hair) + hair * (thickness + hang)).astype(np.float32),
-                            (0, 0), 0.012 / spacing)
+    ear = hd.ear_relief(U, Y, lay, shape)
+    # ears and hair push the surface out along the base normal; smoothed, so that hair
+    # edges are slopes rather than cliffs that the grid points cannot cover
+    lift = cv2.GaussianBlur(hd.scalp_lift(U, Y, hair, ear, look).astype(np.float32), (0, 0),
+                            0.012 / spacing)
     points = np.stack([x, y, zf], -1) + lift[..., None] * base_normals
     # float32 before the normals, so that a frame re-deriving them where nothing moved
     # gets the very same bits
@@ -157,21 +185,16 @@ def build_mesh(shape: np.ndarray, look: np.ndarray, key: int, spacing: float) ->
     fallback = fallback.astype(np.float32)
     normals = hd.grid_normals(points, fallback)
     upper, lower, profile = lay.lid_edges(X)
-    keep = ~((profile > 0) & (Y < upper) & (Y > lower) & (front > 0.5))
-
+    kept = ~((profile > 0) & (Y < upper) & (Y > lower) & (front > 0.5)).reshape(-1)
     albedo, spec = head_albedo(X, Y, U, hair, np.clip(ear / 0.035, 0, 1), lay, look, rng)
-    boxes, crops = _crop_fields(action_fields(X, Y, points, lay))
+    fields = action_fields(X, Y, points, lay)
+    boxes, crops = _crop_fields(fields)
+    shadows = tuple(None if box is None else f32(crease_shadow(
+        fields[k, box[0]:box[1], box[2]:box[3]], normals[box[0]:box[1], box[2]:box[3]], spacing))
+        for k, box in enumerate(boxes))
 
-    # mouth cavity: a curved dark wall behind the lips, with teeth (warped like the head)
-    ix = np.arange(-(lay.mouth_w + 0.04), lay.mouth_w + 0.04 + 1e-9, spacing)
-    iy = np.arange(lay.mouth_y - 0.1, lay.mouth_y + 0.035 + 1e-9, spacing)
-    IX, IY = np.meshgrid(ix, iy)
-    iz = _surface_depth(X, Y, zf, np.abs(U) < np.pi / 2, IX, IY) - 0.035 - 2.0 * (
-        IY - lay.mouth_y) ** 2
-    interior = hd.identity_warp(np.stack([IX, IY, iz], -1), IX, IY, shape, np.ones_like(IX))
-    interior_normals = hd.grid_normals(interior)
-
-    # eyeballs (rigid; gaze a little off straight ahead) and neck
+    cavity, IX, IY = _mouth_cavity(X, Y, U, zf, lay, shape, spacing)
+    # eyeballs: rigid, the gaze a little off straight ahead
     gaze = np.array([0.25 * (float(look[LOOK["gaze_x"]]) - 0.5),
                      0.15 * (float(look[LOOK["gaze_y"]]) - 0.5), 1.0])
     gaze /= np.linalg.norm(gaze)
@@ -182,31 +205,29 @@ def build_mesh(shape: np.ndarray, look: np.ndarray, key: int, spacing: float) ->
         eye_points.append(p.reshape(-1, 3))
         eye_dirs.append(d.reshape(-1, 3))
         eye_albedo.append(eyeball_albedo(d.reshape(-1, 3), gaze, lay.eye_r, look, rng))
-    neck, neck_normals = _neck(spacing * 1.15, 1.0 + 0.04 * float(shape[SHAPE["face_width"]]))
-    skin_mean = float(np.median(albedo[(hair < 0.01) & (front > 0.5)]))
-    neck_albedo = np.full(neck.shape[:2], 0.94 * skin_mean, np.float32)
-
-    kept = keep.reshape(-1)
-    head_index = np.where(kept, np.cumsum(kept) - 1, -1).reshape(keep.shape)
     eyes = np.concatenate(eye_points)
-    parts = [points.reshape(-1, 3)[kept], interior.reshape(-1, 3), eyes, neck.reshape(-1, 3)]
-    part_normals = [normals.reshape(-1, 3)[kept], interior_normals.reshape(-1, 3),
-                    np.concatenate(eye_dirs), neck_normals.reshape(-1, 3)]
-    all_albedo = np.concatenate([albedo.reshape(-1)[kept], interior_albedo(IX, IY, lay).reshape(-1),
-                                 np.concatenate(eye_albedo), neck_albedo.reshape(-1)])
-    all_spec = np.concatenate([spec.reshape(-1)[kept], np.full(IX.size, 0.15),
-                               np.full(len(eyes), 0.8), np.full(neck_albedo.size, 0.08)])
-    shine = np.concatenate([np.full(kept.sum() + IX.size, SKIN_SHINE), np.full(len(eyes), EYE_SHINE),
-                            np.full(neck_albedo.size, SKIN_SHINE)])
-    f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
-    start = int(kept.sum())
+    neck, neck_normals = _neck(spacing * 1.15, 1.0 + 0.04 * float(shape[SHAPE["face_width"]]))
+    skin = float(np.median(albedo[(hair < 0.01) & (front > 0.5)]))
+
+    start, count = int(kept.sum()), IX.size
+    parts = (points.reshape(-1, 3)[kept], cavity.reshape(-1, 3), eyes, neck.reshape(-1, 3))
+    part_normals = (normals.reshape(-1, 3)[kept], hd.grid_normals(cavity).reshape(-1, 3),
+                    np.concatenate(eye_dirs), neck_normals.reshape(-1, 3))
+    part_albedo = (albedo.reshape(-1)[kept], interior_albedo(IX, IY, lay).reshape(-1),
+                   np.concatenate(eye_albedo), np.full(neck.shape[0] * neck.shape[1], 0.94 * skin))
+    part_spec = (spec.reshape(-1)[kept], np.full(count, 0.15), np.full(len(eyes), 0.8),
+                 np.full(len(part_albedo[3]), 0.08))
+    part_shine = (np.full(start + count, SKIN_SHINE), np.full(len(eyes), EYE_SHINE),
+                  np.full(len(part_albedo[3]), SKIN_SHINE))
     return PersonMesh(
         points=f32(np.concatenate(parts)), normals=f32(np.concatenate(part_normals)),
-        albedo=f32(all_albedo), spec=f32(all_spec), shine=f32(shine), head=f32(points),
-        head_fallback=f32(fallback), head_index=head_index.astype(np.int32), au_boxes=boxes,
-        au_fields=tuple(None if c is None else f32(c) for c in crops),
-        interior=(start, start + IX.size),
-        interior_fields=f32(interior_fields(IX, IY, interior, lay).reshape(NUM_AUS, -1, 3)),
+        albedo=f32(np.concatenate(part_albedo)), spec=f32(np.concatenate(part_spec)),
+        shine=f32(np.concatenate(part_shine)), head=f32(points), head_fallback=fallback,
+        head_index=np.where(kept, np.cumsum(kept) - 1, -1).reshape(X.shape).astype(np.int32),
+        au_boxes=boxes, au_fields=tuple(None if c is None else f32(c) for c in crops),
+        au_shadows=shadows,
+        interior=(start, start + count),
+        interior_fields=f32(interior_fields(IX, IY, cavity, lay).reshape(NUM_AUS, -1, 3)),
         shape=np.asarray(shape), look=np.asarray(look))
 
 

@@ -77,9 +77,10 @@ def light_direction(azimuth: float, elevation: float) -> np.ndarray:
 def shade(normals: np.ndarray, albedo: np.ndarray, spec: np.ndarray,
           shine: np.ndarray, camera: Camera, key: np.ndarray, fill: np.ndarray,
           light: float, ambient: float, fill_strength: float, specular: float) -> np.ndarray:
-    """Gray radiance [P] of points with unit normals [P, 3] (model frame): hemispheric ambient + Lambertian key and fill
-    lights (directions in the camera frame) + a Blinn-Phong highlight (viewer direction
-    taken from the head centre: the camera is several head sizes away)."""
+    """Gray radiance [P] of points with unit normals [P, 3] (model frame): hemispheric
+    ambient + Lambertian key and fill lights (unit directions in the camera frame) + a
+    Blinn-Phong highlight (viewer direction from the head centre: the camera is several
+    head sizes away)."""
     key_m = (camera.rotation.T @ key).astype(np.float32)
     fill_m = (camera.rotation.T @ fill).astype(np.float32)
     up_m = camera.rotation.T[:, 1].astype(np.float32)
@@ -132,7 +133,7 @@ def splat(px: np.ndarray, py: np.ndarray, depth: np.ndarray, value: np.ndarray,
 
 
 # The torso's outline in the model frame (x, y; z = -0.12): neck base, shoulders, sides.
-_TORSO = np.array([(0.2, -0.92), (0.55, -1.08), (0.85, -1.25), (1.0, -1.6), (1.05, -3.5)])
+_TORSO = np.array([(0.21, -0.8), (0.55, -0.92), (0.85, -1.06), (1.0, -1.4), (1.05, -3.5)])
 
 
 def draw_torso(image: np.ndarray, camera: Camera, width: float, tone: float, striped: bool,

@@ -18,7 +18,7 @@ import numpy as np
 from data_pipelines.synthetic.facs import check_intensities
 from data_pipelines.synthetic.meshfaces import head as hd
 from data_pipelines.synthetic.meshfaces import raster
-from data_pipelines.synthetic.meshfaces.mesh import MeshCache, PersonMesh
+from data_pipelines.synthetic.meshfaces.mesh import CREASE_MAX, MeshCache, PersonMesh
 from data_pipelines.synthetic.meshfaces.people import LOOK, SHAPE, People, sample_people
 from data_pipelines.synthetic.meshfaces.scenes import (
     FIELD, Scenes, background, clean_scenes, sample_scenes)
@@ -38,33 +38,40 @@ def mesh_spacing(size: int) -> float:
     return 1.3 / (2 * size)
 
 
-def posed_mesh(mesh: PersonMesh, au: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points [K, 3] and unit normals [K, 3] of ``mesh`` doing ``au`` [A] (model frame),
-    in the order of ``mesh.albedo``. Zero intensities give the neutral mesh itself."""
+def posed_mesh(mesh: PersonMesh, au: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Points [K, 3], unit normals [K, 3] and crease shadow [K] (None: none) of ``mesh``
+    doing ``au`` [A] (model frame), in the order of ``mesh.albedo``. Zero intensities give
+    the neutral mesh itself."""
     active = [k for k in np.flatnonzero(au) if mesh.au_boxes[k] is not None]
     if not active:
-        return mesh.points, mesh.normals
+        return mesh.points, mesh.normals, None
     rows, cols = mesh.head.shape[:2]
     boxes = [mesh.au_boxes[k] for k in active]
     # the union of the moving boxes plus one row / column of margin for the normals
     r0, r1 = max(min(b[0] for b in boxes) - 1, 0), min(max(b[1] for b in boxes) + 1, rows)
     c0, c1 = max(min(b[2] for b in boxes) - 1, 0), min(max(b[3] for b in boxes) + 1, cols)
     grid = mesh.head[r0:r1, c0:c1].copy()
+    shadow = np.zeros(grid.shape[:2], np.float32)
     for k, (b0, b1, b2, b3) in zip(active, boxes):
         grid[b0 - r0:b1 - r0, b2 - c0:b3 - c0] += au[k] * mesh.au_fields[k]
+        shadow[b0 - r0:b1 - r0, b2 - c0:b3 - c0] += au[k] * mesh.au_shadows[k]
     local = hd.grid_normals(grid, mesh.head_fallback[r0:r1, c0:c1])
     # the margin keeps its neutral normals (its differences would need points outside the
     # box) unless it is the grid's own edge
     i0, j0 = (0 if r0 == 0 else 1), (0 if c0 == 0 else 1)
     i1, j1 = (r1 - r0) - (0 if r1 == rows else 1), (c1 - c0) - (0 if c1 == cols else 1)
-    index = mesh.head_index[r0 + i0:r0 + i1, c0 + j0:c0 + j1]
-    kept = index >= 0
+    index = mesh.head_index[r0 + i0:r0 + i1, c0 + j0:c0 + j1].reshape(-1)
+    inner = np.flatnonzero(index >= 0)  # grid cells of the box that are rendered points
+    rows = index[inner]
     points, normals = mesh.points.copy(), mesh.normals.copy()
-    points[index[kept]] = grid[i0:i1, j0:j1][kept]
-    normals[index[kept]] = local[i0:i1, j0:j1][kept]
+    points[rows] = grid[i0:i1, j0:j1].reshape(-1, 3)[inner]
+    normals[rows] = local[i0:i1, j0:j1].reshape(-1, 3)[inner]
+    darkening = np.zeros(len(points), np.float32)
+    darkening[rows] = np.minimum(shadow[i0:i1, j0:j1].reshape(-1)[inner], CREASE_MAX)
     start, stop = mesh.interior
     points[start:stop] += np.tensordot(au[active], mesh.interior_fields[active], 1)
-    return points, normals
+    return points, normals, darkening
 
 
 def render_frame(mesh: PersonMesh, au: np.ndarray, scene: np.ndarray, backdrop: np.ndarray,
@@ -84,13 +91,16 @@ def render_frame(mesh: PersonMesh, au: np.ndarray, scene: np.ndarray, backdrop: 
     fill = _FILL * [np.sign(s["light_azimuth"]) or 1.0, 1.0, 1.0]
     fill = fill / np.linalg.norm(fill)
 
-    points, normals = posed_mesh(mesh, au)
+    points, normals, darkening = posed_mesh(mesh, au)
     eye = camera.eye_in_model().astype(np.float32)
-    facing = normals @ eye > np.einsum("ij,ij->i", points, normals)  # (eye - p) . n > 0
+    # back-face culling: (eye - p) . n > 0
+    facing = np.flatnonzero(normals @ eye > np.einsum("ij,ij->i", points, normals))
     points, normals = points[facing], normals[facing]
     radiance = raster.shade(normals, mesh.albedo[facing], mesh.spec[facing],
                             mesh.shine[facing], camera, key, fill, s["light"], s["ambient"],
                             s["fill"], s["specular"])
+    if darkening is not None:
+        radiance *= 1.0 - darkening[facing]
     px, py, depth = camera.project(camera.to_camera(points))
     face, covered = raster.splat(px, py, depth, radiance, render_size)
 

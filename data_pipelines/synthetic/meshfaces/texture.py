@@ -67,7 +67,7 @@ def head_albedo(X: np.ndarray, Y: np.ndarray, U: np.ndarray, hair: np.ndarray, e
     blotch = 0.03 + 0.08 * lk("blotches")
     albedo = skin * (1.0 + blotch * to_grid(smooth_noise(rng, 10, (CANONICAL,) * 2), shape)
                      + 0.035 * to_grid(smooth_noise(rng, 40, (CANONICAL,) * 2), shape)
-                     + 0.05 * to_grid(rng.standard_normal((CANONICAL,) * 2).astype(np.float32), shape))
+                     + 0.05 * to_grid(smooth_noise(rng, CANONICAL - 1, (CANONICAL,) * 2), shape))
     spec = 0.1 + 0.12 * gauss(X, Y, 0.0, 0.0, 0.06, 0.35) * front       # T-zone shine
     albedo *= 1.0 - 0.05 * mirrored(X, Y, 0.2, -0.13, 0.06, 0.05) * front  # redder cheeks
     albedo *= 1.0 - 0.1 * mirrored(X, Y, lay.eye_x, lay.eye_y - 0.01, 0.07, 0.04) * front
@@ -91,7 +91,8 @@ def head_albedo(X: np.ndarray, Y: np.ndarray, U: np.ndarray, hair: np.ndarray, e
         lower_border - 0.004, lower_border + 0.002, Y) * (span > 0) * front
     albedo *= 1.0 - (0.32 + 0.2 * lk("lip_tone")) * lips
     # the shadowed seam between the lips and the small dark pits at the mouth corners
-    albedo *= 1.0 - 0.5 * lay.mouth_span(X) ** 0.5 * np.exp(-0.5 * ((Y - line) / 0.005) ** 2) * front
+    seam = np.exp(-0.5 * ((Y - line) / 0.005) ** 2)
+    albedo *= 1.0 - 0.5 * lay.mouth_span(X) ** 0.5 * seam * front
     albedo *= 1.0 - 0.35 * mirrored(X, Y - line, lay.mouth_w, 0.0, 0.009, 0.007) * front
     spec += 0.15 * lips
     # eyelids: dark lash lines along the lid edges, a shadow in the lid crease
@@ -104,8 +105,8 @@ def head_albedo(X: np.ndarray, Y: np.ndarray, U: np.ndarray, hair: np.ndarray, e
     albedo *= 1.0 - 0.85 * mirrored(X, Y, 0.017, lay.nose_tip_y - 0.03, 0.008, 0.005) * front
     # stubble or a beard on the lower face (moustache, chin, jaw, under the chin)
     hair_t = hair_tone(look)
-    top = np.interp(ax, [0.0, 0.09, 0.2, 0.3, 0.4],
-                    [lay.nose_tip_y - 0.045, lay.nose_tip_y - 0.05, lay.mouth_y + 0.04, -0.22, -0.12])
+    top = np.interp(ax, [0.0, 0.09, 0.2, 0.3, 0.4], [lay.nose_tip_y - 0.045,
+                    lay.nose_tip_y - 0.05, lay.mouth_y + 0.04, -0.22, -0.12])
     beard_zone = smoothstep(top + 0.01, top - 0.015, Y) * (1.0 - lips) * smoothstep(
         1.5, 1.25, np.abs(U))
     if lk("beard") > 0.87:
