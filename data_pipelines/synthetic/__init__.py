@@ -12,6 +12,7 @@ from data_pipelines.synthetic.facs import (
 from data_pipelines.synthetic.me_sets import (
     COMPOSITE_LABELS, ME_PRESETS, FaceRenderer, MEClip, build_me_clips, dataset_specs,
     load_me_clips_npz, micro_profile, save_me_clips_npz)
+from data_pipelines.synthetic.meshfaces import MESHFACES
 from data_pipelines.synthetic.synthfacs.face_model import (
     AU_DESCRIPTIONS, AU_DISPLACEMENTS, AU_MOVED_GROUPS, LANDMARK_GROUPS, LANDMARK_NAMES,
     MICRO_MAX_PIXELS_AT_128, Identities, face_frame_landmarks, neutral_landmarks,
@@ -21,7 +22,7 @@ from data_pipelines.synthetic.synthfacs.render import Nuisance, face_landmarks, 
 from data_pipelines.synthetic.synthfacs.renderer import DATASET_NUISANCE, SYNTHFACS
 from data_pipelines.synthetic.synthfacs.talking import expression_bursts, talking_clips
 
-RENDERERS: dict[str, FaceRenderer] = {SYNTHFACS.name: SYNTHFACS}
+RENDERERS: dict[str, FaceRenderer] = {SYNTHFACS.name: SYNTHFACS, MESHFACES.name: MESHFACES}
 
 
 def get_renderer(name: str) -> FaceRenderer:
