@@ -47,8 +47,8 @@ def shuffle_tokens_per_clip(action_vectors: np.ndarray, seed: int) -> np.ndarray
     return np.take_along_axis(action_vectors, orders[:, :, None], axis=1)
 
 
-def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None,
-                     anchor_cache_path: str | None = None) -> LosoExperiment:
+def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None
+                     ) -> LosoExperiment:
     """Builds the model, data and text anchors of ``config`` (a LOSO config, see
     ``experiments/configs/loso_composite.py``) over the token ``cache``; the EDCLIP anchors
     come from ``text_encoder_dir``, else the config's ``text_encoder_dir``."""
@@ -72,7 +72,6 @@ def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None
     else:
         text_encoder_dir = text_encoder_dir or (config.text_encoder_dir or None)
         anchors, text_info = encode_prompts(class_prompts(label_names), text_encoder_dir,
-                                            cache_path=anchor_cache_path,
                                             random_width=config.text_random_width)
         vectors = np.asarray(cache["action_vectors"], np.float32)
         classifier_config = ClassifierConfig.from_dict(dict(
