@@ -197,10 +197,8 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 continue
             if notes["apex_estimated"]:
                 estimated.append(f"{record.key} -> frame {loaded['apex_frame']}")
-            if notes["crop"].fallback:
+            if notes["crop"].fallback:  # listed in the summary, not one line per clip here
                 fallbacks.append(record.key)
-                bar.write(f"[{self.name}] no face found in the onset frame of {record.key}: "
-                          "using the centred square")
             example = dict(loaded, label=label, label_name=label, emotion=record.emotion,
                            subject=self.subject_id(record), dataset=record.dataset,
                            clip_id=record.clip_id, action_units=record.action_units,
