@@ -1,13 +1,14 @@
 """``dface-jax eval-tokenizer --workdir W --out report.json``: score a pretrained tokenizer
-on held-out SynthFACS identities (see dface_jax/pretrain/evaluate.py for the protocol)."""
+on held-out people, drawn by SynthFACS or (``--renderer``) by a renderer it never saw (see
+dface_jax/pretrain/evaluate.py for the protocol)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import pathlib
 
-HELP = "score a tokenizer on held-out SynthFACS identities"
+from data_pipelines import storage
+
+HELP = "score a tokenizer on held-out synthetic faces"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nuisance", choices=("clean", "talking"), default=None,
                         help="render the held-out faces clean or with the talking clips' "
                              "nuisance (default: the run config's eval.nuisance)")
+    from data_pipelines.synthetic import RENDERERS
+
+    parser.add_argument("--renderer", choices=sorted(RENDERERS), default=None,
+                        help="the face renderer of the held-out people (default: the run "
+                             "config's eval.renderer)")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -29,10 +35,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         eval_overrides["num_identities"] = args.num_identities
     if args.nuisance is not None:
         eval_overrides["nuisance"] = args.nuisance
+    if args.renderer is not None:
+        eval_overrides["renderer"] = args.renderer
     report = evaluate_workdir(args.workdir, step=args.step, overrides=eval_overrides)
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    storage.write_json(args.out, report)
     for key in ("recon_l1", "codes_in_use", "perplexity", "action_probe_accuracy",
                 "transfer_error_ratio"):
         print(f"{key:>22}: {report[key]:.4g}" if isinstance(report[key], float)

@@ -21,6 +21,9 @@ from dface_jax.loso.folds import epoch_batches
 from dface_jax.models.losses import classifier_loss
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclasses.dataclass(frozen=True)
 class LosoTrainConfig:
     """Optimisation and loss settings shared by every fold (released defaults).
@@ -29,6 +32,9 @@ class LosoTrainConfig:
       epochs: passes over each fold's training set (fixed schedule).
       batch_size: clips per step per fold.
       learning_rate, beta1, beta2, weight_decay: AdamW.
+      lr_schedule: ``"constant"`` (the release) or ``"cosine"`` (decays to 0 over the
+        whole schedule, so the final epoch, which the honest protocol scores, is trained
+        with a small step).
       pooling_entropy_weight: weight of the model's ``pooling_entropy`` output (the
         release's "sparsity" penalty).
       edclip_weight: weight of the EDCLIP loss (0 disables it).
@@ -44,6 +50,7 @@ class LosoTrainConfig:
     beta1: float = 0.85
     beta2: float = 0.98
     weight_decay: float = 1e-5
+    lr_schedule: str = "constant"
     pooling_entropy_weight: float = 1e-3
     edclip_weight: float = 0.3
     edclip_temperature: float = 0.07
@@ -56,6 +63,9 @@ class LosoTrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"train.epochs and train.batch_size must be >= 1, got "
                              f"{self.epochs} and {self.batch_size}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got "
+                             f"{self.lr_schedule!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "LosoTrainConfig":
@@ -175,7 +185,11 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
             raise ValueError(f"train.edclip_weight={config.edclip_weight} but "
                              f"{type(model.module).__name__} has no text_features output; "
                              "set --config.train.edclip_weight=0 for this model")
-    optimizer = optax.adamw(config.learning_rate, b1=config.beta1, b2=config.beta2,
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = optax.cosine_decay_schedule(config.learning_rate,
+                                                    decay_steps=config.epochs * num_steps)
+    optimizer = optax.adamw(learning_rate, b1=config.beta1, b2=config.beta2,
                             weight_decay=config.weight_decay)
 
     def split_key(fold_key):

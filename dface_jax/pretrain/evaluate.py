@@ -1,7 +1,8 @@
-"""Scores a pretrained tokenizer on held-out SynthFACS identities (``dface-jax eval-tokenizer``).
+"""Scores a pretrained tokenizer on held-out synthetic people (``dface-jax eval-tokenizer``).
 
-Protocol. ``eval.num_identities`` people are drawn with ``eval.identity_seed`` (a seed the
-training clips never use, so they are new people). Each person is rendered neutral (the
+Protocol. ``eval.num_identities`` people are drawn by ``eval.renderer`` with
+``eval.identity_seed`` (a seed the training clips never use, so they are new people; with a
+renderer other than SynthFACS, faces the tokenizer never saw). Each person is rendered neutral (the
 source) and with every action of :data:`EVAL_ACTIONS` at ``eval.intensity`` (the driving
 frames). ``eval.nuisance`` is ``"clean"`` (centred pose, neutral light, no noise) or
 ``"talking"`` (the talking clips' nuisance model: pose jitter, light, sensor noise; each
@@ -68,7 +69,8 @@ class EvalConfig:
     """The ``eval`` section of a pretraining config (see the module docstring).
 
     ``num_identities`` held-out people from ``identity_seed`` (a seed the training clips
-    never use), the first ``probe_train_identities`` of them fit the probe; every action at
+    never use), drawn by ``renderer`` (SynthFACS, or a renderer the tokenizer never saw);
+    the first ``probe_train_identities`` of them fit the probe; every action at
     ``intensity``, and again at ``micro_intensity`` (0 = skip); faces ``"clean"`` or with
     the ``"talking"`` nuisance; ``batch_size`` pairs per compiled call.
     """
@@ -79,6 +81,7 @@ class EvalConfig:
     intensity: float = 1.0
     micro_intensity: float = 0.25
     nuisance: str = "talking"
+    renderer: str = "synthfacs"
     batch_size: int = 64
 
     def __post_init__(self):
@@ -216,7 +219,8 @@ def _evaluate_at(encode: Callable, decode: Callable, tokenizer_config: Any,
                  eval_config: EvalConfig, intensity: float) -> dict[str, Any]:
     """The metrics with every eval action at ``intensity``."""
     data = render_eval_set(eval_config.identity_seed, eval_config.num_identities,
-                           tokenizer_config.image_size, intensity, eval_config.nuisance)
+                           tokenizer_config.image_size, intensity, eval_config.nuisance,
+                           eval_config.renderer)
     neutral, actions = data["neutral"], data["actions"]
     if tokenizer_config.channels == 3:  # SynthFACS is gray: give an RGB model gray RGB
         neutral, actions = np.repeat(neutral, 3, axis=-1), np.repeat(actions, 3, axis=-1)
@@ -271,6 +275,7 @@ def _evaluate_at(encode: Callable, decode: Callable, tokenizer_config: Any,
         "actions": list(EVAL_ACTIONS),
         "intensity": float(intensity),
         "nuisance": eval_config.nuisance,
+        "renderer": eval_config.renderer,
     }
 
 
