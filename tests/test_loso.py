@@ -11,7 +11,8 @@ import pytest
 from dface_jax import metrics
 from dface_jax.models.edclip import anchor_rows
 from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
-from dface_jax.loso import experiment as experiment_lib, protocol, step, sweep
+from dface_jax.loso import compare, experiment as experiment_lib, protocol, step, sweep
+from dface_jax.report import tables
 from dface_jax.loso import folds as folds_lib
 from dface_jax.tokens import cache as cache_lib
 
@@ -273,3 +274,19 @@ def test_pixel_baseline_vmapped_sweep_equals_sequential_reference():
     np.testing.assert_allclose(vmapped.epoch_logits, sequential.epoch_logits, atol=2e-5)
     np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=2e-5)
     assert vmapped.attention is None and vmapped.epoch_logits.shape == (2, 9, 3)
+
+
+def test_comparison_outcomes_use_the_larger_spread():
+    def row(mean, std):
+        return {"uf1": {"mean": mean, "std": std}}
+    rows = {"dface": row(0.50, 0.02), "dface_oracle": row(0.70, 0.0),
+            "no_edclip": row(0.45, 0.03), "mean_pool": row(0.48, 0.03),
+            "pixel": row(0.60, 0.01)}
+    verdicts = compare.comparison_verdicts(rows)
+    assert {k: v["outcome"] for k, v in verdicts.items()} == {
+        "no_edclip": "loses", "mean_pool": "ties", "pixel": "beats"}
+    assert verdicts["pixel"]["uf1_gap"] == pytest.approx(-0.10)
+    assert verdicts["mean_pool"]["spread"] == 0.03
+    cells = [tables._outcome_cell(verdicts[k]) for k in ("no_edclip", "mean_pool", "pixel")]
+    assert cells == ["loses by 0.0500 UF1", "ties (gap +0.0200 within spread 0.0300)",
+                     "**beats D-FACE** by 0.1000 UF1"]

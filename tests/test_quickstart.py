@@ -7,6 +7,9 @@ import sys
 import pytest
 
 from dface_jax import quickstart
+from dface_jax.runtime import lock
+from dface_jax.runtime.lock import WorkdirLockedError
+from dface_jax.workdir import WorkdirError
 
 
 def _step(out_dir, name, calls, *, write=True, fail=False):
@@ -61,20 +64,31 @@ def test_a_step_that_does_not_write_its_output_is_an_error(tmp_path):
     assert not quickstart.step_marker(tmp_path, "a").exists()
 
 
-def test_resuming_with_another_config_is_refused(tmp_path):
+def test_resuming_with_another_config_is_refused_and_names_the_field(tmp_path, monkeypatch):
+    monkeypatch.setattr(quickstart, "build_steps", lambda out_dir, config: [])
+    monkeypatch.setattr(quickstart, "results_table", lambda compare_dir: "")
     config = quickstart.quickstart_config("small")
-    quickstart._check_same_config(tmp_path, config)
-    quickstart._check_same_config(tmp_path, config)  # same config: fine
+    quickstart.run_quickstart(tmp_path, config, log=lambda _: None)
+    quickstart.run_quickstart(tmp_path, config, log=lambda _: None)  # same config: fine
     other = quickstart.quickstart_config("small", ["--config.synth.seed=7"])
-    with pytest.raises(ValueError, match=r"different config \(fields \['synth'\]"):
-        quickstart._check_same_config(tmp_path, other)
+    with pytest.raises(WorkdirError, match=r"config differs in synth\.seed"):
+        quickstart.run_quickstart(tmp_path, other, log=lambda _: None)
+
+
+def test_a_second_quickstart_in_the_same_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(quickstart, "build_steps", lambda out_dir, config: [])
+    monkeypatch.setattr(quickstart, "results_table", lambda compare_dir: "")
+    with lock.hold(tmp_path, "quickstart"):
+        with pytest.raises(WorkdirLockedError, match="in use by `dface-jax quickstart`"):
+            quickstart.run_quickstart(tmp_path, quickstart.quickstart_config("small"),
+                                      log=lambda _: None)
 
 
 def test_configs_of_both_sizes_load():
     small, paper = quickstart.quickstart_config("small"), quickstart.quickstart_config("paper")
     assert small.pretrain.tokenizer.image_size == small.prepare.image_size == 64
     assert paper.pretrain.tokenizer.image_size == paper.prepare.image_size == 256
-    with pytest.raises(ValueError, match="size 'huge'"):
+    with pytest.raises(ValueError, match="scale 'huge': expected one of"):
         quickstart.quickstart_config("huge")
 
 
@@ -97,16 +111,3 @@ def test_whole_quickstart_at_tiny_scale(tmp_path):
     assert second.stdout.count("skipped") == 6
 
 
-def test_folder_lock_refuses_a_second_live_run_and_takes_over_a_stale_one(tmp_path):
-    with quickstart.folder_lock(tmp_path) as lock:
-        assert lock.read_text() == str(__import__("os").getpid())
-        with pytest.raises(RuntimeError, match="in use by quickstart process"):
-            with quickstart.folder_lock(tmp_path):
-                pass
-    assert not (tmp_path / quickstart.LOCK_FILE).exists()
-    # A lock whose process has exited is stale.
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True)
-    (tmp_path / quickstart.LOCK_FILE).write_text(finished.stdout.strip())
-    with quickstart.folder_lock(tmp_path):
-        pass

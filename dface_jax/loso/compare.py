@@ -135,9 +135,9 @@ def _summarize(per_variant: dict[str, list[dict]], seeds: list[int]) -> dict:
 
 
 def comparison_verdicts(rows: dict) -> dict:
-    """Per ablation/baseline, whether it loses to D-FACE (honest UF1): it loses when its
-    mean UF1 is below D-FACE's by more than the larger of the two spreads (std over seeds);
-    otherwise the table marks it as not losing."""
+    """Per ablation/baseline, its outcome against D-FACE (honest UF1): ``loses`` when its
+    mean UF1 is below D-FACE's by more than the larger of the two spreads (std over
+    seeds), ``beats`` when above by more than that, ``ties`` otherwise."""
     if "dface" not in rows:
         return {}
     reference = rows["dface"]["uf1"]
@@ -147,6 +147,8 @@ def comparison_verdicts(rows: dict) -> dict:
             continue
         gap = reference["mean"] - row["uf1"]["mean"]
         spread = max(reference["std"], row["uf1"]["std"])
-        verdicts[name] = {"uf1_gap": gap, "spread": spread, "loses": bool(gap > spread)}
+        outcome = "loses" if gap > spread else "beats" if -gap > spread else "ties"
+        verdicts[name] = {"uf1_gap": gap, "spread": spread, "outcome": outcome,
+                          "loses": outcome == "loses"}
     return verdicts
 

@@ -25,6 +25,15 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _outcome_cell(verdict: dict) -> str:
+    gap, spread = verdict["uf1_gap"], verdict["spread"]
+    if verdict["outcome"] == "loses":
+        return f"loses by {gap:.4f} UF1"
+    if verdict["outcome"] == "beats":
+        return f"**beats D-FACE** by {-gap:.4f} UF1"
+    return f"ties (gap {gap:+.4f} within spread {spread:.4f})"
+
+
 def comparison_markdown(comparison: dict) -> str:
     """The comparison table (mean ± std over seeds) with the notes."""
     rows, verdicts = comparison["rows"], comparison["verdicts"]
@@ -46,14 +55,13 @@ def comparison_markdown(comparison: dict) -> str:
             mark = "n/a (D-FACE not in this comparison)"
         else:
             verdict = verdicts[name]
-            mark = (f"loses by {verdict['uf1_gap']:.4f} UF1" if verdict["loses"]
-                    else f"**does not lose** (gap {verdict['uf1_gap']:+.4f} ≤ spread {verdict['spread']:.4f})")
+            mark = _outcome_cell(verdict)
         per_dataset = " | ".join(f"{cell(row['per_dataset'][d]['uf1'])} | {cell(row['per_dataset'][d]['uar'])}"
                                  for d in datasets)
         lines.append(f"| {row['title']} | {cell(row['uf1'])} | {cell(row['uar'])} | {per_dataset} | {mark} |")
     lines += ["", "Notes:",
-              "- An ablation *loses* when its mean honest UF1 is below D-FACE's by more than the "
-              "larger of the two spreads; otherwise it is marked **does not lose**.",
+              "- A row *loses* (or *beats D-FACE*) when its mean honest UF1 is below (above) "
+              "D-FACE's by more than the larger of the two spreads; otherwise it *ties*.",
               "- Token order shuffled: each clip's 16 tokens get their own fixed random permutation "
               "(a single permutation for all clips would only relabel the learned positions).",
               f"- {comparison['oracle']['label']}: {comparison['oracle']['note']}"]
