@@ -165,10 +165,14 @@ def test_loso_command_writes_the_workdir(tmp_path):
     folds = json.loads((workdir / "folds.json").read_text())["held_out_subjects"]
     params = restore_params(workdir)
     assert {leaf.shape[0] for leaf in jax.tree.leaves(params)} == {len(folds)} == {4}
-    # Running again into the same workdir replaces the run (Orbax alone refuses the step).
-    assert cli.main(["loso", "--config", "loso_composite.py:tiny", "--tokens",
-                     str(tmp_path / "tokens.npz"), "--workdir", str(workdir),
-                     "--config.train.epochs=3", "--config.train.seed=5"]) == 0
+    # Another config into the same workdir is refused, naming the fields; told to, it
+    # replaces the run (Orbax alone refuses the step).
+    again = ["loso", "--config", "loso_composite.py:tiny", "--tokens",
+             str(tmp_path / "tokens.npz"), "--workdir", str(workdir),
+             "--config.train.epochs=3", "--config.train.seed=5"]
+    assert cli.main(again) == 2
+    assert json.loads((workdir / "results.json").read_text())["seed"] != 5
+    assert cli.main([*again, "--allow-config-change"]) == 0
     assert json.loads((workdir / "results.json").read_text())["seed"] == 5
     assert not np.array_equal(jax.tree.leaves(restore_params(workdir))[0], jax.tree.leaves(params)[0])
 

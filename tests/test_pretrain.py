@@ -128,7 +128,7 @@ def test_eval_tokenizer_writes_the_report(tiny_run, tmp_path):
     _, workdir, _ = tiny_run
     out = tmp_path / "report.json"
     args = type("Args", (), dict(workdir=str(workdir), out=str(out), step=None,
-                                 num_identities=None, nuisance=None))()
+                                 num_identities=None, nuisance=None, renderer=None))()
     assert eval_tokenizer.run(args, []) == 0
     report = json.loads(out.read_text())
     assert report["step"] == NUM_STEPS

@@ -48,5 +48,5 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"at micro intensity {micro['intensity']:g}: action_probe_accuracy "
               f"{micro['action_probe_accuracy']:.4g}, transfer_error_ratio "
               f"{micro['transfer_error_ratio']:.4g}")
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
     return 0
