@@ -2,8 +2,9 @@
 
 A micro-expression is a movement of a few pixels, so every frame of a clip must be cut
 with the *same* box (per-frame boxes jitter by more than the expression moves). The box
-is detected once, on the onset frame, enlarged to a square with a margin, and applied to
-every frame; frames are then gray and resized to ``image_size``.
+is detected once, on the onset frame (in gray), enlarged to a square with a margin, and
+applied to every frame; frames are then resized to ``image_size``, gray or RGB as the
+dataset is built (:func:`read_gray` / :func:`read_rgb`).
 
 Detectors (all offline, no weights are downloaded):
 - ``"haar"``: OpenCV's frontal-face Haar cascade. opencv-python(-headless) 4.x ships the
@@ -72,6 +73,20 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: unreadable image; expected a JPEG/PNG/BMP file "
                              f"({data.size} bytes could not be decoded)")
     return image
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as RGB uint8 [H, W, 3] (a gray file gets its level in R, G and B,
+    as PIL's ``convert('RGB')`` does); raises :class:`ImageReadError` if it can't."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: image file not found")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageReadError(f"{path}: unreadable image; expected a JPEG/PNG/BMP file "
+                             f"({data.size} bytes could not be decoded)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # OpenCV decodes to BGR
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -171,13 +186,14 @@ def clip_box(onset_gray: np.ndarray, detector: FaceDetector | None,
                     method="detector")
 
 
-def crop_resize(gray: np.ndarray, box: Box, image_size: int) -> np.ndarray:
-    """Cuts ``box`` out of a gray [H, W] frame and resizes it -> uint8 [S, S]."""
+def crop_resize(frame: np.ndarray, box: Box, image_size: int) -> np.ndarray:
+    """Cuts ``box`` out of a gray [H, W] or RGB [H, W, 3] frame and resizes it -> uint8
+    [S, S] or [S, S, 3]."""
     x, y, w, h = box
-    if gray.shape[0] < y + h or gray.shape[1] < x + w:
-        raise ValueError(f"frame of shape {gray.shape} is smaller than the clip's box {box}; "
+    if frame.shape[0] < y + h or frame.shape[1] < x + w:
+        raise ValueError(f"frame of shape {frame.shape} is smaller than the clip's box {box}; "
                          "expected every frame of a clip to have the onset frame's size")
-    patch = gray[y:y + h, x:x + w]
+    patch = frame[y:y + h, x:x + w]
     # INTER_AREA averages when shrinking (no aliasing), the usual case here.
     interpolation = cv2.INTER_AREA if min(w, h) >= image_size else cv2.INTER_LINEAR
     return cv2.resize(patch, (image_size, image_size), interpolation=interpolation)

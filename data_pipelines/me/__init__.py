@@ -1,1 +1,1 @@
-"""Micro-expression datasets as their owners distribute them (CASME II, SAMM, SMIC-HS, the composite set) -> TFDS builds -> MER samples."""
+"""Micro-expression datasets as their owners distribute them (CASME II, SAMM, SMIC-HS, the composite set, CAS(ME)^3 Part A) -> TFDS builds -> MER samples."""

@@ -1,12 +1,13 @@
 """The TFDS builder every micro-expression dataset shares.
 
 A dataset module subclasses :class:`MERBuilder` with its label set and a reader of its own
-layout; the builder validates and loads every clip (:mod:`.records`), keeps a summary
-(skips, exclusions, estimated apexes, face-crop fallbacks) and writes ArrayRecord files
-that Grain reads. With ``skip_bad`` a bad clip is skipped, printed and kept in the summary
-instead of stopping the build; nothing is dropped silently: clips whose label is outside a
-dataset's label set (e.g. CASME II fear and sadness, which the standard 5-class protocol
-leaves out) are counted under ``excluded``.
+layout; the builder validates and loads every clip (:mod:`.records`), gray or RGB, keeps a
+summary (skips, exclusions, estimated apexes, face-crop fallbacks, what each data rule of
+the dataset did) and writes ArrayRecord files that Grain reads. With ``skip_bad`` a bad
+clip is skipped, printed and kept in the summary instead of stopping the build; nothing
+is dropped silently: clips whose label is outside a dataset's label set (e.g. CASME II
+fear and sadness, which the standard 5-class protocol leaves out) are counted under
+``excluded``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tqdm
 from etils import epath
 
 from data_pipelines import faces
-from data_pipelines.me.records import (APEX_RULES, ClipRecord, DatasetError, LabelSet,
+from data_pipelines.me.records import (APEX_RULES, CHANNELS, ClipRecord, DatasetError, LabelSet,
                                        LoadSettings, RecordOrError, load_clip)
 
 VERSION = "1.0.0"
@@ -56,20 +57,40 @@ class MERConfig(tfds.core.BuilderConfig):
     skip_bad: bool = False
     label_csv: str = ""
     face_detector: str = "haar"
+    channels: int = 1  # 1: gray uint8 [S, S, 1]; 3: RGB uint8 [S, S, 3]
+    # Data rules of a dataset's reference code, named options so that each can be turned
+    # off; a builder that has no such rule refuses them (prepare_dataset). See casme3.py.
+    skip_onset_zero: bool = False
+    replace_apex_at_onset: bool = False
+
+
+# The options above that are data rules, in the order a config name lists them.
+DATA_RULES = ("skip_onset_zero", "replace_apex_at_onset")
+_RULE_TAGS = {"skip_onset_zero": "skip0", "replace_apex_at_onset": "apexmid"}
 
 
 def make_config(*, image_size: int = 64, apex_rule: str = "middle", trust_cropped: bool = False,
                 skip_bad: bool = False, label_csv: str | None = None,
-                face_detector: str = "haar") -> MERConfig:
-    """A :class:`MERConfig` whose name encodes every setting that changes the data."""
+                face_detector: str = "haar", channels: int = 1, skip_onset_zero: bool = False,
+                replace_apex_at_onset: bool = False) -> MERConfig:
+    """A :class:`MERConfig` whose name encodes every setting that changes the data.
+
+    Settings at their defaults add nothing to the name (``s64-middle-haar``), so builds
+    made before an option existed keep their names."""
     if apex_rule not in APEX_RULES:
         raise ValueError(f"apex_rule {apex_rule!r}: expected one of {APEX_RULES}")
     if image_size < 8:
         raise ValueError(f"image_size {image_size}: expected at least 8 pixels")
+    if channels not in CHANNELS:
+        raise ValueError(f"channels {channels}: expected 1 (gray) or 3 (RGB)")
     parts = [f"s{image_size}", apex_rule, "cropped" if trust_cropped else
              re.sub(r"[^a-z0-9]+", "", face_detector.split(":")[0].lower())]
     if not trust_cropped and ":" in face_detector:
         parts.append(hashlib.sha1(face_detector.encode()).hexdigest()[:8])
+    if channels == 3:
+        parts.append("rgb")
+    rules = {"skip_onset_zero": skip_onset_zero, "replace_apex_at_onset": replace_apex_at_onset}
+    parts += [_RULE_TAGS[name] for name in DATA_RULES if rules[name]]
     if skip_bad:
         parts.append("skipbad")
     if label_csv:
@@ -79,21 +100,28 @@ def make_config(*, image_size: int = 64, apex_rule: str = "middle", trust_croppe
         parts.append("csv" + hashlib.sha1(csv_path.read_bytes()).hexdigest()[:8])
     return MERConfig(name="-".join(parts), image_size=image_size, apex_rule=apex_rule,
                      trust_cropped=trust_cropped, skip_bad=skip_bad,
-                     label_csv=str(label_csv or ""), face_detector=face_detector)
+                     label_csv=str(label_csv or ""), face_detector=face_detector,
+                     channels=channels, **rules)
 
 
 class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Common machinery of the four builders; a subclass reads its own layout.
+    """Common machinery of the builders; a subclass reads its own layout.
 
     A subclass defines ``LABELS`` (:class:`LabelSet`) and ``read_records(manual_dir,
     config)``, which returns :class:`ClipRecord` s and, for rows it could not parse,
     :class:`DatasetError` s (kept in order so a fatal one is raised where it occurs).
+    ``DEFAULT_IMAGE_SIZE`` / ``DEFAULT_CHANNELS`` are what ``prepare`` builds when not told
+    otherwise; ``DATA_RULES`` names the data rules (:data:`DATA_RULES`) the dataset applies,
+    all on by default; a builder with rules reports what each did in ``rule_report()``.
     """
 
     VERSION = tfds.core.Version(VERSION)
     BUILDER_CONFIGS: list = []  # every build names its own config (make_config): a predefined
     # one would clash with the custom config of the default settings, which has its name
     LABELS: LabelSet
+    DEFAULT_IMAGE_SIZE = 64
+    DEFAULT_CHANNELS = 1
+    DATA_RULES: tuple[str, ...] = ()
 
     # TFDS' default code_path probes `importlib_resources`, which tfds 4.9 imports lazily
     # and which is absent without TensorFlow's extras; the module file is what it needs.
@@ -119,9 +147,14 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """How the summary counts a clip whose label is outside this label set."""
         return f"{record.dataset}:{record.emotion}"
 
+    def rule_report(self) -> dict:
+        """{rule name: {"enabled", "count", "clips"}} of the data rules applied by the last
+        ``read_records`` (empty for a dataset without rules)."""
+        return {}
+
     def _info(self) -> tfds.core.DatasetInfo:
-        size = self.builder_config.image_size
-        frame = tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8)
+        size, channels = self.builder_config.image_size, self.builder_config.channels
+        frame = tfds.features.Tensor(shape=(size, size, channels), dtype=np.uint8)
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({
                 "onset": frame, "apex": frame, "offset": frame,
@@ -160,7 +193,7 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if not manual_dir.is_dir():
             raise DatasetError(f"manual_dir {manual_dir} not found.\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
         detector = None if config.trust_cropped else faces.make_detector(config.face_detector)
-        settings = LoadSettings(config.image_size, config.apex_rule, detector)
+        settings = LoadSettings(config.image_size, config.apex_rule, detector, config.channels)
         skipped: list[dict] = []
         excluded: collections.Counter = collections.Counter()
         estimated, fallbacks, examples = [], [], []
@@ -212,6 +245,7 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "dataset": self.name,
             "config": config.name,
             "image_size": config.image_size,
+            "channels": config.channels,
             "apex_rule": config.apex_rule,
             "face_crop": "trusted (already cropped)" if config.trust_cropped else config.face_detector,
             "num_clips": len(examples),
@@ -228,4 +262,7 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "face_fallback": fallbacks,
             "label_csv": config.label_csv,
         }
+        rules = self.rule_report()
+        if rules:
+            summary["data_rules"] = rules
         return examples, summary

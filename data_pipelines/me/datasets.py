@@ -1,11 +1,12 @@
 """The micro-expression datasets: build one from its owner's layout, open a built one.
 
 Public API (docs/INTERFACES.md, "Micro-expression data"):
-- :func:`prepare_dataset` builds ``casme2``, ``samm``, ``smic`` or ``composite`` from the
-  files a user has on disk (``manual_dir``) into ``data_dir`` as ArrayRecord and returns
-  a summary (subjects, clips per class, frames, skipped clips, apex rule, estimated apexes).
+- :func:`prepare_dataset` builds ``casme2``, ``samm``, ``smic``, ``composite`` or ``casme3``
+  (CAS(ME)^3 Part A) from the files a user has on disk (``manual_dir``) into ``data_dir``
+  as ArrayRecord and returns a summary (subjects, clips per class, frames, skipped clips,
+  apex rule, estimated apexes, data rules).
 - :func:`load_mer_source` opens a built dataset with ``as_data_source()`` and yields MER
-  samples with float32 frames in [0, 1].
+  samples with float32 frames in [0, 1], gray or RGB as built.
 - :func:`label_names` gives each dataset's label order.
 """
 
@@ -22,8 +23,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines import faces, storage
-from data_pipelines.me.builder import SUMMARY_FILE, VERSION, MERBuilder, make_config
+from data_pipelines.me.builder import DATA_RULES, SUMMARY_FILE, VERSION, MERBuilder, make_config
 from data_pipelines.me.casme2 import Casme2
+from data_pipelines.me.casme3 import Casme3
 from data_pipelines.me.composite import Composite
 from data_pipelines.me.records import DatasetError
 from data_pipelines.me.samm import Samm
@@ -31,7 +33,7 @@ from data_pipelines.me.smic import Smic
 
 logger = logging.getLogger(__name__)
 BUILDERS: dict[str, type[MERBuilder]] = {
-    "casme2": Casme2, "samm": Samm, "smic": Smic, "composite": Composite}
+    "casme2": Casme2, "samm": Samm, "smic": Smic, "composite": Composite, "casme3": Casme3}
 DATASET_NAMES = tuple(BUILDERS)
 
 
@@ -48,10 +50,17 @@ def label_names(name: str) -> tuple[str, ...]:
 
 
 def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | pathlib.Path, *,
-                    image_size: int = 64, apex_rule: str = "middle", skip_bad: bool = False,
-                    trust_cropped: bool = False, label_csv: str | None = None,
-                    face_detector: str = "haar") -> dict:
+                    image_size: int | None = None, apex_rule: str = "middle",
+                    skip_bad: bool = False, trust_cropped: bool = False,
+                    label_csv: str | None = None, face_detector: str = "haar",
+                    channels: int | None = None, skip_onset_zero: bool | None = None,
+                    replace_apex_at_onset: bool | None = None) -> dict:
     """Builds dataset ``name`` from ``manual_dir`` into ``data_dir``; returns its summary.
+
+    ``image_size`` (pixels) and ``channels`` (1 gray, 3 RGB) default to the dataset's own
+    (64 px gray; CAS(ME)^3: 256 px RGB, as the release). The data rules (``skip_onset_zero``,
+    ``replace_apex_at_onset``) default to on for a dataset that has them (CAS(ME)^3) and
+    are refused for the others.
 
     A build is named by its settings (:func:`make_config`) and remembers a fingerprint of
     its inputs (:func:`input_fingerprint`: every file's path, size and modification time,
@@ -65,12 +74,24 @@ def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | p
     if label_csv and name != "composite":
         raise DatasetError(f"{label_csv}: a label CSV is a composite-set option; {name!r} does "
                            "not take one")
+    given = {"skip_onset_zero": skip_onset_zero, "replace_apex_at_onset": replace_apex_at_onset}
+    foreign = [rule for rule, value in given.items()
+               if value is not None and rule not in cls.DATA_RULES]
+    if foreign:
+        raise DatasetError(f"{name}: data rule option(s) {foreign} apply to "
+                           f"{[n for n, c in BUILDERS.items() if set(foreign) <= set(c.DATA_RULES)]}"
+                           f" only; expected them unset for {name!r}")
+    rules = {rule: (rule in cls.DATA_RULES) if given[rule] is None else bool(given[rule])
+             for rule in DATA_RULES}
     manual_dir = pathlib.Path(manual_dir)
     if not manual_dir.is_dir():
         raise DatasetError(f"{manual_dir}: manual_dir not found; expected the {name} dataset "
                            "as its owners distribute it (see `dface-jax prepare --help`)")
-    config = make_config(image_size=image_size, apex_rule=apex_rule, trust_cropped=trust_cropped,
-                         skip_bad=skip_bad, label_csv=label_csv, face_detector=face_detector)
+    config = make_config(
+        image_size=cls.DEFAULT_IMAGE_SIZE if image_size is None else image_size,
+        apex_rule=apex_rule, trust_cropped=trust_cropped, skip_bad=skip_bad,
+        label_csv=label_csv, face_detector=face_detector,
+        channels=cls.DEFAULT_CHANNELS if channels is None else channels, **rules)
     fingerprint = input_fingerprint(manual_dir, label_csv)
     build_dir = pathlib.Path(data_dir) / cls.name / config.name / VERSION
     if (build_dir / "dataset_info.json").exists():
@@ -116,9 +137,10 @@ def built_dirs(name: str, data_dir: str | pathlib.Path) -> list[pathlib.Path]:
 class MERSource:
     """Random-access MER samples of one built dataset (a Grain ``RandomAccessDataSource``).
 
-    ``source[i]`` is ``{"onset", "apex", "offset": float32 [S, S, 1] in [0, 1], "label":
-    int32, "label_name", "subject", "dataset", "clip_id", "action_units": str}``; the
-    subject is unique across datasets in the composite set (``"casme2/sub01"``).
+    ``source[i]`` is ``{"onset", "apex", "offset": float32 [S, S, C] in [0, 1] (C = 1 gray,
+    3 RGB, as built), "label": int32, "label_name", "subject", "dataset", "clip_id",
+    "action_units": str}``; the subject is unique across datasets in the composite set
+    (``"casme2/sub01"``).
     """
 
     def __init__(self, build_dir: pathlib.Path):
@@ -180,7 +202,8 @@ def format_summary(summary: dict, *, max_listed: int | None = 25) -> str:
     lines = [
         f"dataset {summary['dataset']} ({summary['config']}) in {summary.get('data_dir', '?')}",
         f"  clips {summary['num_clips']}, subjects {summary['num_subjects']}, "
-        f"frames (onset..offset) {summary['frames']}, image size {summary['image_size']}",
+        f"frames (onset..offset) {summary['frames']}, image size {summary['image_size']}"
+        + (" RGB" if summary.get("channels", 1) == 3 else ""),
         "  clips per class: " + ", ".join(f"{k} {v}" for k, v in summary["clips_per_class"].items()),
     ]
     if len(summary.get("clips_per_dataset", {})) > 1:
@@ -196,6 +219,10 @@ def format_summary(summary: dict, *, max_listed: int | None = 25) -> str:
     if summary["excluded"]:
         lines.append("  excluded (label outside this label set): " + ", ".join(
             f"{k} {v}" for k, v in summary["excluded"].items()))
+    for rule, report in summary.get("data_rules", {}).items():
+        lines.append(f"  data rule {rule}: " + (f"{report['count']} clip(s)" if report["enabled"]
+                                                 else "off"))
+        lines += _listed(report["clips"], max_listed)
     lines.append(f"  skipped: {len(summary['skipped'])}")
     lines += [f"    {s['clip']}: {s['reason']}" for s in summary["skipped"]]
     return "\n".join(lines)

@@ -42,11 +42,13 @@ class ClipRecord:
     "the first/last frame in the folder" (SMIC-HS).
     """
 
-    dataset: str  # "casme2", "samm" or "smic"
-    subject: str  # the dataset's own subject id: "sub01", "006", "s1"
-    clip_id: str  # the dataset's own clip folder name: "EP02_01f", "006_1_2", "s1_ne_01"
+    dataset: str  # "casme2", "samm", "smic" or "casme3"
+    subject: str  # the dataset's own subject id: "sub01", "006", "s1", "spNO.1"
+    # the dataset's own clip folder name: "EP02_01f", "006_1_2", "s1_ne_01"; CAS(ME)^3 clips
+    # share their video's folder, so theirs is video + onset ("a_123")
+    clip_id: str
     frame_dir: pathlib.Path
-    emotion: str  # the dataset's own label word: "repression", "Anger", "negative"
+    emotion: str  # the dataset's own label word: "repression", "Anger", "negative", "sad"
     onset: int | None
     apex: int | None
     offset: int | None
@@ -119,9 +121,13 @@ def _frame_path(frames: dict[int, pathlib.Path], number: int, role: str, record:
     return frames[number]
 
 
-def _read(path: pathlib.Path, record: ClipRecord) -> np.ndarray:
+CHANNELS = (1, 3)  # gray or RGB frames
+
+
+def _read(path: pathlib.Path, record: ClipRecord, channels: int) -> np.ndarray:
+    """Gray uint8 [H, W] (channels 1) or RGB uint8 [H, W, 3] (channels 3)."""
     try:
-        return faces.read_gray(path)
+        return faces.read_gray(path) if channels == 1 else faces.read_rgb(path)
     except faces.ImageReadError as err:
         raise DatasetError(f"{record.where} ({record.key}): {err}") from None
 
@@ -148,14 +154,19 @@ class LoadSettings:
     image_size: int
     apex_rule: str
     detector: faces.FaceDetector | None  # None: trust the frames as face crops
+    channels: int = 1  # 1: gray, 3: RGB (the face box is found on the gray onset frame either way)
 
 
 def load_clip(record: ClipRecord, settings: LoadSettings) -> tuple[dict, dict]:
     """Validates one clip and loads its onset / apex / offset frames.
 
-    Returns (frames dict with ``onset``, ``apex``, ``offset`` uint8 [S, S, 1] and the frame
-    numbers, notes dict with ``apex_estimated``, ``crop``). Raises :class:`DatasetError`.
+    Returns (frames dict with ``onset``, ``apex``, ``offset`` uint8 [S, S, C] (C =
+    ``settings.channels``) and the frame numbers, notes dict with ``apex_estimated``,
+    ``crop``). Raises :class:`DatasetError`.
     """
+    channels = settings.channels
+    if channels not in CHANNELS:
+        raise ValueError(f"channels {channels}: expected one of {CHANNELS}")
     frames = index_frames(record.frame_dir, f"{record.where} ({record.key})")
     numbers = list(frames)
     onset = numbers[0] if record.onset is None else record.onset
@@ -171,27 +182,28 @@ def load_clip(record: ClipRecord, settings: LoadSettings) -> tuple[dict, dict]:
                            f"offset frame {offset}; expected onset <= offset")
     onset_path = _frame_path(frames, onset, "onset", record)
     offset_path = _frame_path(frames, offset, "offset", record)
-    onset_raw = _read(onset_path, record)
-    crop = faces.clip_box(onset_raw, settings.detector)
+    onset_raw = _read(onset_path, record, channels)
+    crop = faces.clip_box(faces.to_gray(onset_raw), settings.detector)
 
     def prepared(raw: np.ndarray) -> np.ndarray:
         try:
-            return faces.crop_resize(raw, crop.box, settings.image_size)[..., None]
+            image = faces.crop_resize(raw, crop.box, settings.image_size)
         except ValueError as err:
             raise DatasetError(f"{record.where} ({record.key}): {err}") from None
+        return image[..., None] if channels == 1 else image
 
     onset_image = prepared(onset_raw)
     if record.apex is None:
         span = [n for n in numbers if onset <= n <= offset]
         if settings.apex_rule == "max_difference":
-            candidates = [prepared(_read(frames[n], record)) for n in span]
+            candidates = [prepared(_read(frames[n], record, channels)) for n in span]
         else:
             candidates = []
         apex = choose_apex(onset_image, candidates, span, settings.apex_rule)
     else:
         apex = record.apex
-    apex_image = prepared(_read(_frame_path(frames, apex, "apex", record), record))
-    offset_image = prepared(_read(offset_path, record))
+    apex_image = prepared(_read(_frame_path(frames, apex, "apex", record), record, channels))
+    offset_image = prepared(_read(offset_path, record, channels))
     loaded = {"onset": onset_image, "apex": apex_image, "offset": offset_image,
               "onset_frame": onset, "apex_frame": apex, "offset_frame": offset,
               "num_frames": sum(1 for n in numbers if onset <= n <= offset)}

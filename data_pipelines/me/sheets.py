@@ -1,8 +1,11 @@
 """Reading and writing the coding sheets that come with the micro-expression datasets.
 
 The sheets are spreadsheets (CASME II ``CASME2-coding-20140508.xlsx``, SAMM
-``SAMM_Micro_FACS_Codes_v2.xlsx``) or CSV files (the composite label CSV that peer code
-ships). Their header row is not always the first row: SAMM puts title rows above it. So
+``SAMM_Micro_FACS_Codes_v2.xlsx``, CAS(ME)^3 ``cas(me)3_part_A_ME_label_JpgIndex_v2.xls``, a
+legacy Excel 97-2003 file) or CSV files (the composite label CSV that peer code ships).
+Spreadsheets are told apart by their bytes, not their suffix: a zip archive is read as
+xlsx (openpyxl) and an OLE2 compound file as xls (xlrd >= 2, which reads only that
+format), because renamed copies (an xlsx saved as ``.xls``) are common. Their header row is not always the first row: SAMM puts title rows above it. So
 the header is *found*: the first row that contains every required column name. Column
 names are compared after normalisation (case, spaces, underscores), so "Onset Frame",
 "OnsetFrame" and "onset_frame" are the same column.
@@ -44,14 +47,17 @@ class SheetRow:
         return self.values.get(normalize_column(column))
 
 
-def _raw_rows(path: pathlib.Path) -> list[list[object]]:
-    """All rows of the first worksheet (xlsx) or of the CSV, cells as read."""
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        import openpyxl  # only needed for spreadsheets
+XLSX_MAGIC = b"PK\x03\x04"  # xlsx is a zip archive
+XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # xls (BIFF8) is an OLE2 compound file
 
+
+def _xlsx_rows(path: pathlib.Path) -> list[list[object]]:
+    import openpyxl  # only needed for spreadsheets
+
+    # A file object, not the path: openpyxl refuses a path by its suffix (an xlsx named .xls).
+    with open(path, "rb") as handle:
         try:
-            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
         except Exception as err:  # openpyxl raises many types for a broken file
             raise SheetError(f"{path}: cannot open as an xlsx workbook ({err})") from err
         try:
@@ -59,6 +65,37 @@ def _raw_rows(path: pathlib.Path) -> list[list[object]]:
             return [list(row) for row in sheet.iter_rows(values_only=True)]
         finally:
             workbook.close()
+
+
+def _xls_rows(path: pathlib.Path) -> list[list[object]]:
+    """The first worksheet of a legacy .xls file: numbers as float, text as str, empty
+    cells as "" (:func:`read_sheet` turns those into None)."""
+    import xlrd  # only needed for .xls sheets
+
+    try:
+        book = xlrd.open_workbook(str(path), on_demand=True)
+    except Exception as err:  # xlrd raises XLRDError, CompDocError, struct.error, ...
+        raise SheetError(f"{path}: cannot open as an Excel 97-2003 .xls workbook ({err})") from err
+    try:
+        sheet = book.sheet_by_index(0)
+        return [sheet.row_values(index) for index in range(sheet.nrows)]
+    finally:
+        book.release_resources()
+
+
+def _raw_rows(path: pathlib.Path) -> list[list[object]]:
+    """All rows of the first worksheet (xlsx or xls) or of the CSV, cells as read."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        with open(path, "rb") as handle:
+            magic = handle.read(len(XLS_MAGIC))
+        if magic.startswith(XLSX_MAGIC):
+            return _xlsx_rows(path)
+        if magic == XLS_MAGIC:
+            return _xls_rows(path)
+        raise SheetError(f"{path}: neither an xlsx (zip) nor an xls (OLE2) workbook (first bytes "
+                         f"{magic[:4]!r}); expected the coding sheet as distributed, or saved "
+                         "again as .xlsx")
     if suffix in (".csv", ".txt"):
         try:
             with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -66,7 +103,7 @@ def _raw_rows(path: pathlib.Path) -> list[list[object]]:
         except UnicodeDecodeError as err:
             raise SheetError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); expected "
                              "a UTF-8 CSV (re-save it as UTF-8, or as .xlsx)") from None
-    raise SheetError(f"{path}: unsupported sheet type {suffix!r}; expected .xlsx or .csv")
+    raise SheetError(f"{path}: unsupported sheet type {suffix!r}; expected .xlsx, .xls or .csv")
 
 
 def find_header_row(rows: Sequence[Sequence[object]], required: Iterable[str]) -> int | None:

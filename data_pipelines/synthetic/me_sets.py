@@ -1,7 +1,8 @@
 """Synthetic micro-expression datasets, whatever renders the faces.
 
 A dataset preset mirrors the shape of a real set (subjects, clips per emotion word, id
-formats): SMIC-HS, CASME II, SAMM and their MEGC 2019 composite. :func:`plan_dataset`
+formats, the quirks of its coding sheet): SMIC-HS, CASME II, SAMM, their MEGC 2019
+composite, and CAS(ME)^3 Part A. :func:`plan_dataset`
 decides, for one dataset, which subject shows which emotion in which clip and with which
 action units over time (a neutral onset rising to an apex at micro-expression intensity
 and falling back); a :class:`FaceRenderer` turns that plan into frames. The plan knows
@@ -29,7 +30,7 @@ from data_pipelines.synthetic.facs import (
     NUM_AUS, OTHERS_AUS)
 
 COMPOSITE_LABELS = ("negative", "positive", "surprise")
-ME_PRESETS = ("composite", "casme2", "samm", "smic")
+ME_PRESETS = ("composite", "casme2", "samm", "smic", "casme3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,26 +39,37 @@ class MEClip:
 
     frames: np.ndarray          # [T, H, W, 1] float32 in [0, 1]
     onset_index: int
+    # the apex as the coding sheet gives it: the frame of peak intensity, except in the
+    # clips a preset annotates with the apex at the onset (DatasetSpec.apex_at_onset_clips)
     apex_index: int
     offset_index: int
     emotion: str                # the dataset's own label word
     composite_label: str | None  # one of COMPOSITE_LABELS, None for "others"
     subject: str                # the dataset's own subject id
-    dataset: str                # "casme2" | "samm" | "smic"
-    clip_id: str                # the dataset's own folder name
+    dataset: str                # "casme2" | "samm" | "smic" | "casme3"
+    clip_id: str                # the dataset's own folder name (CAS(ME)^3: "<video>_<onset>")
     action_units: str           # e.g. "6+12"
     au_intensities: np.ndarray  # [T, A] float32
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """The shape of one ME dataset: subjects, clips per emotion word and their labels."""
+    """The shape of one ME dataset: subjects, clips per emotion word and their labels.
+
+    ``scene_style``: whose camera and light the renderers draw ("" = ``name``'s own).
+    Sheet quirks (CAS(ME)^3): ``onset_zero_clips`` clips annotated at onset frame 0 (a
+    frame the videos do not have) with the apex at the onset too, as the real row is;
+    ``apex_at_onset_clips`` other clips annotated with the apex at the onset.
+    """
 
     name: str
     subjects: tuple[str, ...]
     class_counts: dict[str, int]          # emotion word -> number of clips
     generator_emotion: dict[str, str]     # emotion word -> EMOTION_AUS key, "negative" or "others"
     composite_label: dict[str, str | None]
+    scene_style: str = ""
+    onset_zero_clips: int = 0
+    apex_at_onset_clips: int = 0
 
 
 SMIC_SUBJECTS = ("s1", "s2", "s3", "s4", "s5", "s6", "s8", "s9", "s11", "s12", "s13", "s14",
@@ -79,11 +91,22 @@ _SAMM_COMPOSITE = {"Anger": "negative", "Contempt": "negative", "Disgust": "nega
                    "Surprise": "surprise", "Other": None}
 _SMIC_WORDS = {"negative": "negative", "positive": "happiness", "surprise": "surprise"}
 _SMIC_COMPOSITE = {"negative": "negative", "positive": "positive", "surprise": "surprise"}
+# CAS(ME)^3 Part A: the 95 subjects of the released script's LOSO list (train_casme3_4c.py
+# of the authors' D-FACE code) and the seven emotion words of the ME sheet.
+CASME3_SUBJECTS = tuple(f"spNO.{i}" for i in (
+    *range(1, 16), 17, 39, 40, 41, 42, 77, 138, 139, *range(142, 164), *range(165, 191),
+    *range(192, 199), *range(200, 205), *range(206, 218)))
+CASME3_VIDEOS = "abcdefghijklm"  # Part A: 13 videos per subject
+_CASME3_WORDS = {"happy": "happiness", "surprise": "surprise", "disgust": "disgust",
+                 "anger": "anger", "fear": "fear", "sad": "sadness", "others": "others"}
+_CASME3_COMPOSITE = {"happy": "positive", "surprise": "surprise", "disgust": "negative",
+                     "anger": "negative", "fear": "negative", "sad": "negative", "others": None}
 
 
 def dataset_specs(preset: str) -> tuple[DatasetSpec, ...]:
     """The datasets of a preset: "composite" (three, composite classes only), or one of
-    "casme2" (5 classes incl. others), "samm" (8 emotion words incl. Other), "smic"."""
+    "casme2" (5 classes incl. others), "samm" (8 emotion words incl. Other), "smic",
+    "casme3" (CAS(ME)^3 Part A: 7 emotion words, 95 subjects, 860 clips, sheet quirks)."""
     smic = DatasetSpec("smic", SMIC_SUBJECTS, {"negative": 70, "positive": 51, "surprise": 43},
                        _SMIC_WORDS, _SMIC_COMPOSITE)
     if preset == "composite":
@@ -109,6 +132,20 @@ def dataset_specs(preset: str) -> tuple[DatasetSpec, ...]:
                             _SAMM_WORDS, _SAMM_COMPOSITE),)
     if preset == "smic":
         return (smic,)
+    if preset == "casme3":
+        # 860 clips: the rows of the v2 Part A ME sheet (meb's casme3a table, 1077 AU
+        # instances at 1.2523 per clip). The 4-class counts happy 56, surprise 185,
+        # negative 464, others 155 are those the release's class weights [3.84, 1.16, 0.46,
+        # 1.39] (train_casme3_4c.py) give as N / (4 n_c) rounded, for N = 860. How negative
+        # splits into disgust / anger / fear / sad is not in the release: this split is a
+        # guess that keeps disgust the largest. One clip at onset 0 with its apex there too
+        # (the real sheet's spNO.216 video e); how many real rows have apex = onset is not
+        # known here: three.
+        return (DatasetSpec("casme3", CASME3_SUBJECTS,
+                            {"happy": 56, "surprise": 185, "disgust": 250, "anger": 64,
+                             "fear": 86, "sad": 64, "others": 155},
+                            _CASME3_WORDS, _CASME3_COMPOSITE, scene_style="casme2",
+                            onset_zero_clips=1, apex_at_onset_clips=3),)
     raise ValueError(f"unknown ME preset {preset!r}; choose from {', '.join(ME_PRESETS)}")
 
 
@@ -178,6 +215,7 @@ class DatasetPlan:
       action_units: [N] the AUs shown, e.g. "6+12".
       subjects, clip_ids: [N] the dataset's own subject ids and folder names.
       apex_index: frame index of the apex (onset 0, offset T - 1).
+      apex_at_onset: the clips whose sheet row gives the apex at the onset (a quirk).
     """
 
     subject_of_clip: np.ndarray
@@ -188,6 +226,7 @@ class DatasetPlan:
     subjects: list[str]
     clip_ids: list[str]
     apex_index: int
+    apex_at_onset: frozenset[int] = frozenset()  # clips annotated with the apex at the onset
 
 
 def plan_dataset(spec: DatasetSpec, rng: np.random.Generator, *, frames_per_clip: int,
@@ -232,10 +271,39 @@ def plan_dataset(spec: DatasetSpec, rng: np.random.Generator, *, frames_per_clip
         emotions.append(word)
 
     subjects = [spec.subjects[s] for s in subject_of_clip]
+    onset_zero, apex_at_onset = set(), set()
+    if spec.onset_zero_clips or spec.apex_at_onset_clips:  # no draw for sets without quirks
+        quirky = rng.choice(num_clips, spec.onset_zero_clips + spec.apex_at_onset_clips,
+                            replace=False)
+        onset_zero = {int(c) for c in quirky[:spec.onset_zero_clips]}
+        apex_at_onset = {int(c) for c in quirky}
+    if spec.name == "casme3":
+        ids = casme3_clip_ids(subjects, rng, frames_per_clip, onset_zero)
+    else:
+        ids = clip_ids(spec.name, subjects, emotions, rng)
     return DatasetPlan(subject_of_clip=subject_of_clip, people_seed=people_seed,
                        au_intensities=au_intensities, emotions=emotions,
-                       action_units=action_units, subjects=subjects,
-                       clip_ids=clip_ids(spec.name, subjects, emotions, rng), apex_index=apex)
+                       action_units=action_units, subjects=subjects, clip_ids=ids,
+                       apex_index=apex, apex_at_onset=frozenset(apex_at_onset))
+
+
+def casme3_clip_ids(subjects: list[str], rng: np.random.Generator, frames_per_clip: int,
+                    onset_zero: set[int]) -> list[str]:
+    """CAS(ME)^3 clip ids ``<video>_<onset>``: each clip in one of its subject's 13 videos,
+    at an onset frame that leaves it clear of the other clips of that video; the clips of
+    ``onset_zero`` start at frame 0 of their video (the first of it to be placed there)."""
+    videos = [CASME3_VIDEOS[int(rng.integers(len(CASME3_VIDEOS)))] for _ in subjects]
+    next_free: dict[tuple[str, str], int] = {}
+    ids: list[str] = [""] * len(subjects)
+    for c in [*sorted(onset_zero), *(c for c in range(len(subjects)) if c not in onset_zero)]:
+        key = (subjects[c], videos[c])
+        if key in next_free:
+            onset = next_free[key]
+        else:
+            onset = 0 if c in onset_zero else int(rng.integers(1, 400))
+        ids[c] = f"{videos[c]}_{onset}"
+        next_free[key] = onset + frames_per_clip + int(rng.integers(10, 400))
+    return ids
 
 
 class FaceRenderer(Protocol):
@@ -286,14 +354,15 @@ def build_me_clips(renderer: FaceRenderer, preset: str = "composite", size: int 
                             idiosyncrasy=idiosyncrasy)
         people = renderer.sample_people(plan.people_seed, len(spec.subjects))
         num_clips = len(plan.emotions)
-        scenes = renderer.sample_scenes(rng, num_clips, spec.name)
+        scenes = renderer.sample_scenes(rng, num_clips, spec.scene_style or spec.name)
         frame_rows = np.repeat(np.arange(num_clips), frames_per_clip)
         frames = renderer.render(
             people.take(plan.subject_of_clip[frame_rows]),
             plan.au_intensities.reshape(-1, NUM_AUS), scenes.take(frame_rows), size=size,
             seed=seed * 7919 + k).reshape(num_clips, frames_per_clip, size, size, 1)
         clips += [
-            MEClip(frames=frames[c], onset_index=0, apex_index=plan.apex_index,
+            MEClip(frames=frames[c], onset_index=0,
+                   apex_index=0 if c in plan.apex_at_onset else plan.apex_index,
                    offset_index=frames_per_clip - 1, emotion=plan.emotions[c],
                    composite_label=spec.composite_label[plan.emotions[c]],
                    subject=plan.subjects[c], dataset=spec.name, clip_id=plan.clip_ids[c],

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a tokenizer workdir (from pretrain or import-torch)")
     parser.add_argument("--data-dir", required=True, help="the data_dir `dface-jax prepare` built into")
     parser.add_argument("--dataset", default="composite",
-                        choices=("composite", "casme2", "samm", "smic"))
+                        choices=("composite", "casme2", "samm", "smic", "casme3"))
     parser.add_argument("--build-config", default=None,
                         help="which build of the dataset (needed only if DIR holds several)")
     parser.add_argument("--out", required=True, help="the .npz token cache to write")

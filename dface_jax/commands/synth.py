@@ -3,7 +3,7 @@
 Presets and where they go:
   * ``talking --data-dir DIR``: the clip shards ``pretrain`` trains on, from the ``data``
     section of a pretraining config (``--config``; the same generator and settings);
-  * ``composite``, ``casme2``, ``samm``, ``smic`` (drawn by ``--renderer``):
+  * ``composite``, ``casme2``, ``samm``, ``smic``, ``casme3`` (drawn by ``--renderer``):
     ``--layout NAME --manual-dir DIR`` writes the real dataset's folders and coding sheet
     (what ``prepare --manual-dir`` reads), ``--out FILE.npz`` an ``.npz`` of ``MEClip``s;
   * ``grid --out FILE.png``: SynthFACS's identities x actions picture.
@@ -16,9 +16,9 @@ import argparse
 from data_pipelines.errors import InputError
 
 HELP = "write synthetic faces (talking clips, ME sets in the owners' layouts) to disk"
-ME_PRESETS = ("composite", "casme2", "samm", "smic")
+ME_PRESETS = ("composite", "casme2", "samm", "smic", "casme3")
 PRESETS = ("talking", *ME_PRESETS, "grid")
-LAYOUTS = ("casme2", "samm", "smic", "composite")
+LAYOUTS = ("casme2", "samm", "smic", "composite", "casme3")
 DEFAULT_TALKING_CONFIG = "pretrain_synthetic.py"
 
 

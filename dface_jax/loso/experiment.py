@@ -71,7 +71,11 @@ def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None
         inputs = np.asarray(cache["frame_difference"], np.float32)
     else:
         text_encoder_dir = text_encoder_dir or (config.text_encoder_dir or None)
-        anchors, text_info = encode_prompts(class_prompts(label_names), text_encoder_dir,
+        try:  # a config.json of a run made before prompt sets existed has no prompt_set
+            prompts = class_prompts(label_names, config.get("prompt_set", ""))
+        except KeyError as err:
+            raise ConfigError(str(err.args[0])) from None
+        anchors, text_info = encode_prompts(prompts, text_encoder_dir,
                                             random_width=config.text_random_width)
         vectors = np.asarray(cache["action_vectors"], np.float32)
         classifier_config = ClassifierConfig.from_dict(dict(

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dface_jax.configs import dataclass_from_dict
+from dface_jax.configs import ConfigError, dataclass_from_dict
+from dface_jax.loso.folds import class_weights as balanced_class_weights
 from dface_jax.loso.folds import epoch_batches
 from dface_jax.models.losses import classifier_loss
 
@@ -41,6 +42,9 @@ class LosoTrainConfig:
       edclip_temperature, others_margin, others_weight: EDCLIP parameters.
       tokenizer_loss_weight: weight of the tokenizer's own loss (reconstruction + quantizer)
         when the model fine-tunes the tokenizer jointly (the release's 0.1); unused otherwise.
+      class_weights: fixed cross-entropy weights [K], in label order, for every fold (the
+        released CAS(ME)^3 script's [3.84, 1.16, 0.46, 1.39]); empty: each fold's own
+        class-balanced weights ``n_train / (K n_c)`` (``folds.class_weights``).
       seed: root of every fold's rng.
     """
 
@@ -57,12 +61,17 @@ class LosoTrainConfig:
     others_margin: float = 0.2
     others_weight: float = 0.2
     tokenizer_loss_weight: float = 0.1
+    class_weights: tuple[float, ...] = ()
     seed: int = 0
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"train.epochs and train.batch_size must be >= 1, got "
                              f"{self.epochs} and {self.batch_size}")
+        # A config read back from JSON gives a list; the frozen dataclass must stay hashable.
+        object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
+        if any(w < 0 for w in self.class_weights):
+            raise ValueError(f"train.class_weights must be >= 0, got {self.class_weights}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got "
                              f"{self.lr_schedule!r}")
@@ -166,6 +175,15 @@ def loss_terms(outputs: dict[str, jax.Array], labels: jax.Array, class_weights: 
     return total, terms
 
 
+def fold_class_weights(config: LosoTrainConfig, train_mask: jax.Array, labels: jax.Array,
+                       num_classes: int) -> jax.Array:
+    """float32 [K] cross-entropy weights of one fold: ``config.class_weights`` when given,
+    else the fold's class-balanced weights (train_mask bool [N], labels int32 [N])."""
+    if config.class_weights:
+        return jnp.asarray(config.class_weights, jnp.float32)
+    return balanced_class_weights(train_mask, labels, num_classes)
+
+
 class FoldFunctions(NamedTuple):
     """The pure single-fold pieces; both sweep orchestrations are built from them."""
 
@@ -178,6 +196,10 @@ class FoldFunctions(NamedTuple):
 def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax.Array,
                    num_steps: int) -> FoldFunctions:
     """Builds the per-fold pieces for ``model`` (``example_input``: one clip [1, ...])."""
+    if config.class_weights and len(config.class_weights) != model.num_classes:
+        raise ConfigError(f"train.class_weights has {len(config.class_weights)} weights; the "
+                          f"token cache has {model.num_classes} classes (one weight per class, "
+                          "in label order)")
     if config.edclip_weight > 0:
         probe = jax.eval_shape(lambda: model.apply(
             model.init_params(jax.random.PRNGKey(0), example_input), example_input, train=False))

@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dface_jax.loso.folds import FoldArrays, class_weights, fold_keys, make_folds, steps_per_epoch
-from dface_jax.loso.step import LosoData, LosoModel, LosoTrainConfig, fold_functions
+from dface_jax.loso.folds import FoldArrays, fold_keys, make_folds, steps_per_epoch
+from dface_jax.loso.step import (LosoData, LosoModel, LosoTrainConfig, fold_class_weights,
+                                 fold_functions)
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
                    dynamic_ncols=True, delay=0.1)
 
     def run_fold(fold_key, train_mask, test_index, data, anchors, pretrained):
-        weights = class_weights(train_mask, data.labels, num_classes)
+        weights = fold_class_weights(config, train_mask, data.labels, num_classes)
 
         def one_step(state, batch_index):
             return pieces.train_step(state, batch_index, fold_key, weights, data, anchors)
@@ -158,7 +159,8 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
     num_steps, pieces, keys = _prepare(model, config, data, folds)
     init, batches = jax.jit(pieces.init), jax.jit(pieces.batches)
     train_step, evaluate = jax.jit(pieces.train_step), jax.jit(pieces.evaluate)
-    fold_weights = jax.jit(class_weights, static_argnums=2)
+    fold_weights = jax.jit(lambda mask, labels, num_classes: fold_class_weights(
+        config, mask, labels, num_classes), static_argnums=2)
     num_folds = len(held_out) if max_folds is None else min(max_folds, len(held_out))
     all_params, all_logits, all_attention, all_loss = [], [], [], []
     fold_seconds = []

@@ -3,7 +3,9 @@
 Each emotion class gets a prompt "emotion + its facial actions" (the released prompts for
 the classes the release covers, EMFACS-style action descriptions for the others). Prompts
 are looked up by label *name*, so the order of a dataset's labels never has to match the
-order of a prompt list. The ambiguous ``others`` class has no prompt: its samples are not
+order of a prompt list. A named prompt set (:data:`PROMPT_SETS`) replaces the table where
+the release words a class differently for one experiment (its CAS(ME)^3 4-class
+"negative" adds "pressed lips"). The ambiguous ``others`` class has no prompt: its samples are not
 pulled towards any anchor but pushed away from all of them.
 
 Label indices vs anchor rows: anchors hold only the emotion classes (no ``others``), in the
@@ -47,25 +49,43 @@ EMOTION_PROMPTS: dict[str, str] = {
 }
 
 
+# The release's CAS(ME)^3 4-class prompts (models/Text.py, ``FER_prompt_list[0]["CASME3_4"]``),
+# used by train_casme3_4c.py; keys are the label names of the casme3 builder.
+_NEGATIVE_CASME3 = ("A negative expression with either lowered eyebrows, tightened eyelids, a "
+                    "raised upper lip, pressed lips, depressed lip corners, or a slight chin "
+                    "raise.")
+PROMPT_SETS: dict[str, dict[str, str]] = {
+    "casme3_4": {"happy": _HAPPINESS, "surprise": _SURPRISE, "negative": _NEGATIVE_CASME3},
+}
+
+
 def is_others(label_name: str) -> bool:
     """True for the class without a prompt (``others``/``other``, any case)."""
     return label_name.strip().lower() in OTHERS_NAMES
 
 
-def class_prompts(label_names: Sequence[str]) -> tuple[str, ...]:
+def class_prompts(label_names: Sequence[str], prompt_set: str = "") -> tuple[str, ...]:
     """Prompts for the emotion classes of ``label_names``, in that order, skipping ``others``.
 
-    Raises KeyError naming the unknown label and listing the known ones.
+    ``prompt_set``: "" for :data:`EMOTION_PROMPTS`, or a :data:`PROMPT_SETS` name, whose
+    table is then the only one used (a label it lacks is an error, not a fallback).
+    Raises KeyError naming the unknown label (or set) and listing the known ones.
     """
+    if prompt_set and prompt_set not in PROMPT_SETS:
+        raise KeyError(f"no EDCLIP prompt set {prompt_set!r}; known sets are {sorted(PROMPT_SETS)} "
+                       "and '' (the default table)")
+    table = PROMPT_SETS[prompt_set] if prompt_set else EMOTION_PROMPTS
     prompts = []
     for name in label_names:
         key = name.strip().lower()
         if key in OTHERS_NAMES:
             continue
-        if key not in EMOTION_PROMPTS:
-            raise KeyError(f"no EDCLIP prompt for label {name!r}; known labels are "
-                           f"{sorted(EMOTION_PROMPTS)} and {list(OTHERS_NAMES)} (no prompt)")
-        prompts.append(EMOTION_PROMPTS[key])
+        if key not in table:
+            raise KeyError(f"no EDCLIP prompt for label {name!r}"
+                           + (f" in prompt set {prompt_set!r}" if prompt_set else "")
+                           + f"; known labels are {sorted(table)} and {list(OTHERS_NAMES)} "
+                           "(no prompt)")
+        prompts.append(table[key])
     if not prompts:
         raise ValueError(f"label_names {list(label_names)} has no emotion class with a prompt")
     return tuple(prompts)

@@ -141,8 +141,11 @@ def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_di
     expected = (tok_config.image_size, tok_config.image_size, tok_config.channels)
     # Gray data feeds an RGB tokenizer by repeating the channel (match_channels).
     if frame_size[:2] != expected[:2] or frame_size[2] not in (1, expected[2]):
-        raise ValueError(f"{source}: frames are {frame_size}, the tokenizer in {tokenizer_workdir} "
-                         f"expects {expected}; prepare the dataset at that size")
+        from data_pipelines.me.records import DatasetError
+
+        raise DatasetError(f"{source}: frames are {frame_size}, the tokenizer in "
+                           f"{tokenizer_workdir} expects {expected}; prepare the dataset with "
+                           f"--image-size {expected[0]} --channels {expected[2]}")
     apex_rule = source.summary.get("apex_rule") or source.build_dir.parent.name
     cache = extract_tokens(params, tok_config, source, label_names=source.label_names,
                            batch_size=batch_size, difference_size=difference_size,

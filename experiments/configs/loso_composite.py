@@ -37,6 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.token_shuffle_seed = 0          # fixed across training seeds
     config.text_encoder_dir = ""           # local HF text model dir; "" = random, non-semantic
     config.text_random_width = 64          # width of the random text encoder when no dir
+    config.prompt_set = ""                 # EDCLIP prompts: "" = edclip.EMOTION_PROMPTS by label
     # Joint fine-tuning of the tokenizer on each fold's training clips (the release keeps
     # training it with weight train.tokenizer_loss_weight = 0.1 on its reconstruction loss).
     # Needs a cache written with `extract-tokens --keep-frames`; the tokenizer runs in every
