@@ -132,14 +132,26 @@ def test_strict_json_and_whole_objects_without_temporary_names(bucket):
     assert storage.absolute(f"{BUCKET}/run") == f"{BUCKET}/run"
 
 
-def test_the_object_store_lock_refuses_a_second_writer(bucket):
+def test_the_object_store_lock_is_a_lease(bucket, monkeypatch):
+    path = f"{BUCKET}/run/{lock.LOCK_FILE}"
+    monkeypatch.setattr(lock, "LEASE_SECONDS", 0.4)
     with lock.hold(f"{BUCKET}/run", "loso"):
-        holder = storage.read_json(f"{BUCKET}/run/{lock.LOCK_FILE}")
+        holder = storage.read_json(path)
         assert holder["pid"] == os.getpid() and holder["command"] == "loso"
         with pytest.raises(lock.WorkdirLockedError, match=f"{BUCKET}/run is in use by"):
             with lock.hold(f"{BUCKET}/run", "pretrain"):
                 pass
+        time.sleep(0.5)  # renewed while held: still refused after a whole lease
+        assert storage.read_json(path)["renewed"] > holder["renewed"]
+        with pytest.raises(lock.WorkdirLockedError):
+            with lock.hold(f"{BUCKET}/run", "pretrain"):
+                pass
     assert _objects(bucket, "run/") == []  # released: the lock object is deleted
+    # A preempted slice's lock (other host, not renewed for a lease) is taken over.
+    storage.write_json(path, {"pid": 1, "host": "gone-host", "command": "pretrain",
+                              "token": "x", "renewed": time.time() - 1.0})
+    with lock.hold(f"{BUCKET}/run", "pretrain"):
+        assert storage.read_json(path)["pid"] == os.getpid()
 
 
 def test_a_replaced_checkpoint_step_survives_a_kill_on_object_storage(bucket, monkeypatch):
@@ -234,7 +246,7 @@ def test_the_commands_on_gs_paths_write_only_to_the_bucket(tmp_path):
     from data_pipelines.synthetic import me_clips
 
     raw = tmp_path / "raw"  # raw frames are read by OpenCV: they stay local
-    clips = [c for c in me_clips(preset="composite", size=16, seed=0) if c.dataset == "casme2"][:12]
+    clips = [c for c in me_clips(preset="composite", size=32, seed=0) if c.dataset == "casme2"][:12]
     write_layout(clips, "casme2", raw)
     root, home, cwd, scratch = (tmp_path / name for name in ("buckets", "home", "cwd", "tmp"))
     for folder in (home, cwd, scratch):
@@ -257,10 +269,10 @@ def test_the_commands_on_gs_paths_write_only_to_the_bucket(tmp_path):
             return output
 
         run("prepare", "--dataset", "casme2", "--manual-dir", str(raw), "--data-dir",
-            f"{BUCKET}/data", "--image-size", "16", "--trust-cropped")
+            f"{BUCKET}/data", "--image-size", "32", "--trust-cropped")
         pretrain = ["pretrain", "--config", "pretrain_synthetic.py:tiny", "--no-progress",
                     "--config.train.num_steps=12", "--config.train.checkpoint_every=4",
-                    "--config.train.keep_checkpoints=5", "--config.tokenizer.image_size=16",
+                    "--config.train.keep_checkpoints=5",
                     "--config.data.num_clips=32", "--config.data.clips_per_shard=16",
                     f"--config.data.dir={BUCKET}/shards"]
         run(*pretrain, "--workdir", f"{BUCKET}/whole")

@@ -16,7 +16,6 @@ import collections
 import dataclasses
 import hashlib
 import inspect
-import json
 import logging
 import pathlib
 import re
