@@ -433,12 +433,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, f"fake GCS: no route for POST {self.path}")
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client killed mid-request (the SIGKILL test) resets its connection
+
+
 class FakeGCSServer:
     """The GCS JSON API for ``store`` on 127.0.0.1 (a free port), in a daemon thread."""
 
     def __init__(self, store: ObjectStore):
         handler = type("Handler", (_Handler,), {"store": store})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
