@@ -32,6 +32,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 import uuid
 from typing import Any, Iterator, Sequence
@@ -73,7 +74,9 @@ def copy_tree(source: PathLike, target: PathLike, *, last: Sequence[str] = ()) -
     for relative in [f for f in files if f not in last] + [f for f in last if f in files]:
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes((source / relative).read_bytes())
+        # Streamed (shards can be large); an object still appears only when it is closed.
+        with (source / relative).open("rb") as reader, destination.open("wb") as writer:
+            shutil.copyfileobj(reader, writer, 16 << 20)
 
 
 def relative_files(directory: PathLike) -> list[str]:
