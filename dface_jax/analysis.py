@@ -21,18 +21,19 @@ the tokenizer workdir recorded in the LOSO run's manifest (``inputs.tokenizer_wo
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from etils import epath
 
+from data_pipelines import storage
 from dface_jax import workdir as workdir_lib
 from dface_jax.runtime.batching import apply_in_batches
 from dface_jax.tokens.extract import match_channels
 
-PathLike = str | pathlib.Path
+PathLike = storage.PathLike
 
 
 def _as_frames(name: str, frames: Any) -> np.ndarray:
@@ -66,7 +67,7 @@ class Tokenizer:
 
         self.config = config
         self.params = params
-        self.workdir = None if workdir is None else pathlib.Path(workdir)
+        self.workdir = None if workdir is None else storage.as_path(workdir)
         self.batch_size = batch_size
         # The config is a frozen dataclass, so it can be closed over by jit.
         self._encode = jax.jit(lambda p, s, d: tokenizer_lib.encode_actions(p, config, s, d))
@@ -198,7 +199,7 @@ def load_tokenizer(workdir: PathLike, *, step: int | None = None) -> Tokenizer:
     return Tokenizer(tokenizer_config, params, workdir)
 
 
-def _fold_index(fold: int | str, subjects: Sequence[str], workdir: pathlib.Path) -> int:
+def _fold_index(fold: int | str, subjects: Sequence[str], workdir: epath.Path) -> int:
     if isinstance(fold, str):
         if fold not in subjects:
             raise KeyError(f"{workdir / workdir_lib.FOLDS_FILE}: no fold holds out subject "
@@ -224,7 +225,7 @@ def load_classifier(workdir: PathLike, fold: int | str = 0, *,
     from dface_jax.models.token_classifier import ClassifierConfig
     from dface_jax.runtime.checkpoint import restore_params
 
-    workdir = pathlib.Path(workdir)
+    workdir = storage.as_path(workdir)
     manifest = workdir_lib.read_manifest(workdir, "loso")
     config = workdir_lib.read_config(workdir)
     if config.model != "dface":

@@ -8,7 +8,9 @@ dependency of one command does not break the others.
 One vocabulary for every command: ``--manual-dir`` raw input as its owners distribute it,
 ``--data-dir`` a built dataset (TFDS build or clip shards), ``--workdir`` the run directory
 the command owns, ``--out`` a single output file, ``--text-encoder-dir`` a local text model,
-``--image-size`` a frame size in pixels.
+``--image-size`` a frame size in pixels. Workdirs, ``--data-dir``, ``--tokens`` and
+``--out`` may be ``gs://`` URIs (``data_pipelines/storage.py``); ``--manual-dir``, source
+trees, configs and ``--text-encoder-dir`` are local.
 
 Errors: an expected error (:class:`data_pipelines.errors.InputError`: bad data, a bad
 config, a missing or foreign workdir, a mismatched checkpoint, a diverged run) prints one

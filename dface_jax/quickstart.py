@@ -22,24 +22,28 @@ different config there is an error rather than a silent mix.
 The scale comes from ``experiments/configs/quickstart_<scale>.py`` (``small``: 64 px gray,
 a short pretraining and a short LOSO schedule, sized for a 2-core CPU; ``paper``: the
 paper-scale settings, which need an accelerator).
+
+The folder must be local: the synth step writes raw frames that the dataset builders read
+with OpenCV. Each command on its own takes ``gs://`` workdirs and data.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_collections
+from etils import epath
 
 from data_pipelines import storage
+from data_pipelines.errors import InputError
 from dface_jax.configs import load_config
 from dface_jax.workdir import open_run
 
-PathLike = str | pathlib.Path
+PathLike = storage.PathLike
 SCALES = ("small", "paper")
 STEP_DIR = "steps"
 
@@ -55,13 +59,17 @@ class Step:
     run: Callable[[], dict | None]
 
 
-def step_marker(out_dir: PathLike, name: str) -> pathlib.Path:
-    return pathlib.Path(out_dir) / STEP_DIR / f"{name}.json"
+class QuickstartError(InputError, ValueError):
+    """The quickstart cannot run in the folder it was given."""
+
+
+def step_marker(out_dir: PathLike, name: str) -> epath.Path:
+    return storage.as_path(out_dir) / STEP_DIR / f"{name}.json"
 
 
 def is_done(out_dir: PathLike, step: Step) -> bool:
     """Whether ``step`` finished before: its marker exists and every output is there."""
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     return step_marker(out_dir, step.name).exists() and all(
         (out_dir / output).exists() for output in step.outputs)
 
@@ -70,7 +78,7 @@ def run_steps(out_dir: PathLike, steps: Sequence[Step], *,
               log: Callable[[str], None] = print) -> dict[str, dict]:
     """Runs the steps in order, skipping finished ones; returns each step's marker content
     (``{"seconds", "skipped", "summary"}``)."""
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     (out_dir / STEP_DIR).mkdir(parents=True, exist_ok=True)
     done = {}
     for index, step in enumerate(steps, start=1):
@@ -105,7 +113,7 @@ def quickstart_config(scale: str = "small", overrides: Sequence[str] = ()
 
 # ----------------------------------------------------------------------------- the steps
 
-def _synth(config: ml_collections.ConfigDict, raw_dir: pathlib.Path) -> dict:
+def _synth(config: ml_collections.ConfigDict, raw_dir: epath.Path) -> dict:
     from data_pipelines.me.layouts import write_layout
     from data_pipelines.synthetic import me_clips
 
@@ -114,8 +122,8 @@ def _synth(config: ml_collections.ConfigDict, raw_dir: pathlib.Path) -> dict:
     return {"num_clips": written["num_clips"], "sheets": written["sheets"]}
 
 
-def _prepare(config: ml_collections.ConfigDict, raw_dir: pathlib.Path,
-             data_dir: pathlib.Path) -> dict:
+def _prepare(config: ml_collections.ConfigDict, raw_dir: epath.Path,
+             data_dir: epath.Path) -> dict:
     from data_pipelines.me.datasets import format_summary, prepare_dataset
 
     summary = prepare_dataset(
@@ -131,7 +139,7 @@ def _prepare(config: ml_collections.ConfigDict, raw_dir: pathlib.Path,
             if k in summary}
 
 
-def _pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+def _pretrain(config: ml_collections.ConfigDict, workdir: epath.Path) -> dict:
     from dface_jax.pretrain.loop import run_pretraining
     from dface_jax.runtime.metrics_log import read_metrics
 
@@ -142,8 +150,8 @@ def _pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
                                             if k in last}}
 
 
-def _extract(config: ml_collections.ConfigDict, tokenizer_workdir: pathlib.Path,
-             data_dir: pathlib.Path, tokens_path: pathlib.Path) -> dict:
+def _extract(config: ml_collections.ConfigDict, tokenizer_workdir: epath.Path,
+             data_dir: epath.Path, tokens_path: epath.Path) -> dict:
     from dface_jax.tokens.cache import save_token_cache
     from dface_jax.tokens.extract import extract_dataset
 
@@ -155,8 +163,8 @@ def _extract(config: ml_collections.ConfigDict, tokenizer_workdir: pathlib.Path,
             "codes_in_use": int(len(set(cache["action_tokens"].ravel().tolist())))}
 
 
-def _compare(config: ml_collections.ConfigDict, tokens_path: pathlib.Path,
-             compare_dir: pathlib.Path) -> dict:
+def _compare(config: ml_collections.ConfigDict, tokens_path: epath.Path,
+             compare_dir: epath.Path) -> dict:
     from tqdm import tqdm
 
     from dface_jax.loso.compare import COMPARISON_VARIANTS, run_comparison
@@ -184,7 +192,7 @@ def _compare(config: ml_collections.ConfigDict, tokens_path: pathlib.Path,
 
 def results_table(compare_dir: PathLike) -> str:
     """The comparison table (markdown) the compare step wrote."""
-    path = pathlib.Path(compare_dir) / "comparison.md"
+    path = storage.as_path(compare_dir) / "comparison.md"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the compare step has not finished")
     return path.read_text()
@@ -192,7 +200,7 @@ def results_table(compare_dir: PathLike) -> str:
 
 def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[Step]:
     """The quickstart's steps for ``out_dir`` (see the module docstring)."""
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     raw_dir, data_dir = out_dir / "data" / "raw", out_dir / "data" / "tfds"
     pretrain_dir, tokens = out_dir / "pretrain", out_dir / "tokens.npz"
     compare_dir, report_dir = out_dir / "compare", out_dir / "report"
@@ -213,8 +221,8 @@ def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[St
     ]
 
 
-def _report(config: ml_collections.ConfigDict, out_dir: pathlib.Path,
-            report_dir: pathlib.Path) -> dict:
+def _report(config: ml_collections.ConfigDict, out_dir: epath.Path,
+            report_dir: epath.Path) -> dict:
     from dface_jax.report.page import report_for_workdir
 
     built = report_for_workdir(out_dir, report_dir, top_k=config.report.top_k,
@@ -226,7 +234,11 @@ def run_quickstart(out_dir: PathLike, config: ml_collections.ConfigDict, *,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs (or resumes) the quickstart of ``config`` in ``out_dir``; returns the step
     records and the results table (markdown)."""
-    out_dir = pathlib.Path(out_dir)
+    if not storage.is_local(out_dir):
+        raise QuickstartError(f"{out_dir}: the quickstart folder must be local (its synth step "
+                              "writes raw frames for OpenCV); the other commands take gs:// "
+                              "workdirs")
+    out_dir = storage.as_path(out_dir)
     start = time.perf_counter()
     inputs = {"raw_data": out_dir / "data" / "raw", "data_dir": out_dir / "data" / "tfds",
               "tokenizer_workdir": out_dir / "pretrain", "token_cache": out_dir / "tokens.npz",

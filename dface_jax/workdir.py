@@ -26,10 +26,10 @@ import contextlib
 import io
 import json
 import os
-import pathlib
 from typing import Any, Iterator
 
 import ml_collections
+from etils import epath
 
 from data_pipelines import storage
 from data_pipelines.errors import InputError
@@ -105,14 +105,16 @@ def is_completed(workdir: str | os.PathLike) -> bool:
 @contextlib.contextmanager
 def open_run(workdir: str | os.PathLike, kind: str, command: str, config: Any, *,
              inputs: dict[str, str] | None = None, allow_config_change: bool = False,
-             primary: bool = True) -> Iterator[pathlib.Path]:
+             primary: bool = True) -> Iterator[epath.Path]:
     """The life of a run in ``workdir``: lock, config check, config + manifest, marker.
 
     A workdir that holds a run of another kind is refused. A workdir whose ``config.json``
     differs from ``config`` is refused with the differing fields, unless
     ``allow_config_change`` (the new config then replaces the old one). Only the
     ``primary`` process (``jax.process_index() == 0``) takes the lock and writes; every
-    process checks, so all of them raise the same error. Yields the workdir; the
+    process checks, so all of them raise the same error. ``workdir`` may be local or
+    ``gs://`` (every file here goes through :mod:`data_pipelines.storage`). Yields the
+    workdir as an ``epath.Path``; the
     completion marker is written when the block returns without an exception.
     """
     from dface_jax.configs import save_config

@@ -17,7 +17,6 @@ import collections
 import dataclasses
 import hashlib
 import inspect
-import json
 import logging
 import pathlib
 import re
@@ -27,7 +26,7 @@ import tensorflow_datasets as tfds
 import tqdm
 from etils import epath
 
-from data_pipelines import faces
+from data_pipelines import faces, storage
 from data_pipelines.me.records import (APEX_RULES, CHANNELS, ClipRecord, DatasetError, LabelSet,
                                        LoadSettings, RecordOrError, load_clip)
 
@@ -180,7 +179,7 @@ class MERBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         examples, summary = self.collect_examples(pathlib.Path(dl_manager.manual_dir))
         # data_dir is TFDS' temporary folder here, renamed into place only when the whole
         # build succeeds: the summary is there exactly when the data is.
-        (pathlib.Path(self.data_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        storage.write_json(epath.Path(self.data_dir) / SUMMARY_FILE, summary)
         return {"train": self._generate_examples(examples)}
 
     def _generate_examples(self, examples):

@@ -2,9 +2,9 @@
 
 Public API (docs/INTERFACES.md, "Micro-expression data"):
 - :func:`prepare_dataset` builds ``casme2``, ``samm``, ``smic``, ``composite`` or ``casme3``
-  (CAS(ME)^3 Part A) from the files a user has on disk (``manual_dir``) into ``data_dir``
-  as ArrayRecord and returns a summary (subjects, clips per class, frames, skipped clips,
-  apex rule, estimated apexes, data rules).
+  (CAS(ME)^3 Part A) from the files a user has on disk (``manual_dir``, read by OpenCV: a
+  local folder) into ``data_dir`` (local or ``gs://``) as ArrayRecord and returns a summary
+  (subjects, clips per class, frames, skipped clips, apex rule, estimated apexes, data rules).
 - :func:`load_mer_source` opens a built dataset with ``as_data_source()`` and yields MER
   samples with float32 frames in [0, 1], gray or RGB as built.
 - :func:`label_names` gives each dataset's label order.
@@ -16,11 +16,11 @@ import hashlib
 import json
 import logging
 import pathlib
-import shutil
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from data_pipelines import faces, storage
 from data_pipelines.me.builder import DATA_RULES, SUMMARY_FILE, VERSION, MERBuilder, make_config
@@ -49,7 +49,7 @@ def label_names(name: str) -> tuple[str, ...]:
     return builder_class(name).LABELS.names
 
 
-def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | pathlib.Path, *,
+def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: storage.PathLike, *,
                     image_size: int | None = None, apex_rule: str = "middle",
                     skip_bad: bool = False, trust_cropped: bool = False,
                     label_csv: str | None = None, face_detector: str = "haar",
@@ -67,6 +67,11 @@ def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | p
     and the coding sheets' bytes). A second call with the same settings and inputs returns
     the summary of the existing build; if a frame, a sheet row or the file list changed
     since, the build is made again (and says so).
+
+    TFDS writes a build under a temporary name and renames it into place. For a ``gs://``
+    ``data_dir`` (where a rename is a copy) the build is made in a local staging folder and
+    uploaded with ``dataset_info.json`` last: readers look for that file, so a killed
+    upload is never taken for a build.
     """
     cls = builder_class(name)
     if not trust_cropped:
@@ -83,7 +88,7 @@ def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | p
                            f" only; expected them unset for {name!r}")
     rules = {rule: (rule in cls.DATA_RULES) if given[rule] is None else bool(given[rule])
              for rule in DATA_RULES}
-    manual_dir = pathlib.Path(manual_dir)
+    manual_dir = pathlib.Path(manual_dir)  # raw frames and sheets: local files for OpenCV
     if not manual_dir.is_dir():
         raise DatasetError(f"{manual_dir}: manual_dir not found; expected the {name} dataset "
                            "as its owners distribute it (see `dface-jax prepare --help`)")
@@ -93,22 +98,23 @@ def prepare_dataset(name: str, manual_dir: str | pathlib.Path, data_dir: str | p
         label_csv=label_csv, face_detector=face_detector,
         channels=cls.DEFAULT_CHANNELS if channels is None else channels, **rules)
     fingerprint = input_fingerprint(manual_dir, label_csv)
-    build_dir = pathlib.Path(data_dir) / cls.name / config.name / VERSION
+    build = f"{cls.name}/{config.name}/{VERSION}"
+    build_dir = storage.as_path(data_dir) / build
     if (build_dir / "dataset_info.json").exists():
-        built = json.loads((build_dir / SUMMARY_FILE).read_text()).get("input_fingerprint")
-        if built != fingerprint:
-            logger.warning("%s: the files under %s changed since this build: building it again",
-                           build_dir, manual_dir)
-            shutil.rmtree(build_dir)
-    builder = cls(config=config, data_dir=str(data_dir), file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    summary_path = pathlib.Path(builder.data_dir) / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text())
-    if summary.get("input_fingerprint") != fingerprint:  # a build made just now
-        summary["input_fingerprint"] = fingerprint
+        summary = json.loads((build_dir / SUMMARY_FILE).read_text())
+        if summary.get("input_fingerprint") == fingerprint:
+            return dict(summary, data_dir=str(build_dir))
+        logger.warning("%s: the files under %s changed since this build: building it again",
+                       build_dir, manual_dir)
+        build_dir.rmtree()
+    with storage.staging_dir(data_dir, last=(f"{build}/dataset_info.json",)) as local_dir:
+        builder = cls(config=config, data_dir=str(local_dir), file_format="array_record")
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+        summary_path = storage.as_path(builder.data_dir) / SUMMARY_FILE
+        summary = dict(json.loads(summary_path.read_text()), input_fingerprint=fingerprint)
         storage.write_json(summary_path, summary)
-    return dict(summary, data_dir=str(builder.data_dir))
+    return dict(summary, data_dir=str(build_dir))
 
 
 SHEET_SUFFIXES = (".xlsx", ".xls", ".xlsm", ".csv", ".txt")
@@ -128,9 +134,9 @@ def input_fingerprint(manual_dir: pathlib.Path, label_csv: str | None = None) ->
     return digest.hexdigest()
 
 
-def built_dirs(name: str, data_dir: str | pathlib.Path) -> list[pathlib.Path]:
+def built_dirs(name: str, data_dir: storage.PathLike) -> list[epath.Path]:
     """The finished builds of ``name`` in ``data_dir`` (one per config)."""
-    root = pathlib.Path(data_dir) / builder_class(name).name
+    root = storage.as_path(data_dir) / builder_class(name).name
     return sorted(p.parent for p in root.glob(f"*/{VERSION}/dataset_info.json"))
 
 
@@ -143,7 +149,7 @@ class MERSource:
     (``"casme2/sub01"``).
     """
 
-    def __init__(self, build_dir: pathlib.Path):
+    def __init__(self, build_dir: epath.Path):
         self.build_dir = build_dir
         self.builder = tfds.builder_from_directory(str(build_dir))
         self._source = self.builder.as_data_source(split="train")
@@ -170,7 +176,7 @@ class MERSource:
         return f"MERSource({self.build_dir}, {len(self)} clips)"
 
 
-def load_mer_source(name: str, data_dir: str | pathlib.Path, *, config: str | None = None) -> MERSource:
+def load_mer_source(name: str, data_dir: storage.PathLike, *, config: str | None = None) -> MERSource:
     """Opens the built dataset ``name`` in ``data_dir``.
 
     ``config`` names the build (see :func:`make_config`); it may be left out when

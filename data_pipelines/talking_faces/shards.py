@@ -4,7 +4,9 @@ On disk (one directory): ``clips-00000-of-00004.array_record`` ... one record pe
 clip's frames ``uint8 [T, H, W, C]`` serialised with ``np.save`` (so shape and dtype travel
 with the bytes), plus ``metadata.json`` with ``image_size``, ``channels``, ``num_clips``,
 ``min_frames``, ``max_frames``. SynthFACS (``dface-jax synth``) and VoxCeleb
-(``dface-jax prepare-voxceleb``) both write this format, so one pipeline reads both.
+(``dface-jax prepare-voxceleb``) both write this format, so one pipeline reads both. The
+directory may be local or ``gs://`` (ArrayRecord and Grain read both; the C++ writer needs
+a local file, so shards for a bucket are written locally and uploaded, metadata last).
 
 The pipeline (:func:`pair_dataset`), in order:
 ``MapDataset.source(ArrayRecordDataSource)`` -> ``shuffle(seed)`` (a new permutation each
@@ -22,13 +24,13 @@ from __future__ import annotations
 
 import io
 import json
-import pathlib
 from typing import Iterable
 
 import grain
 import numpy as np
 from absl import flags
 from array_record.python import array_record_module
+from etils import epath
 
 from data_pipelines import storage
 from data_pipelines.talking_faces.augment import PairAugment, augment_pair
@@ -57,26 +59,37 @@ def decode_clip(record: bytes) -> np.ndarray:
     return np.load(io.BytesIO(record), allow_pickle=False)
 
 
-def write_clip_shards(clips: Iterable[np.ndarray], out_dir: str | pathlib.Path,
-                      clips_per_shard: int = 256) -> list[pathlib.Path]:
+def write_clip_shards(clips: Iterable[np.ndarray], out_dir: storage.PathLike,
+                      clips_per_shard: int = 256) -> list[epath.Path]:
     """Writes clips ``[T, H, W, C]`` (uint8, or float in [0, 1]) as ArrayRecord shards.
 
     All clips must share ``H, W, C`` (H == W); ``T`` may vary. Returns the shard paths.
-    Files are written under temporary names and renamed at the end, and ``metadata.json``
-    is written last: a directory with it is complete. A directory without it holds what a
-    killed writer left (partial or renamed shard files), which is removed before writing.
+    ``metadata.json`` is written last: a directory with it is complete. A directory without
+    it holds what a killed writer left (partial or finished shard files), which is removed
+    before writing. Locally, files are written under temporary names and renamed at the
+    end; for a ``gs://`` directory they are written to a local staging folder and uploaded
+    (each object appears whole), ``metadata.json`` last.
     """
     if clips_per_shard < 1:
         raise ValueError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / METADATA_FILE).exists():
         raise FileExistsError(f"{out_dir} already holds clip shards; write to an empty directory")
     for leftover in [*out_dir.glob(SHARD_PATTERN), *out_dir.glob(PARTIAL_PATTERN)]:
         leftover.unlink()  # an interrupted write: its metadata.json was never written
+    with storage.staging_dir(out_dir, last=(METADATA_FILE,)) as local_dir:
+        names = _write_shards(clips, local_dir, clips_per_shard)
+    return [out_dir / name for name in names]
+
+
+def _write_shards(clips: Iterable[np.ndarray], out_dir: epath.Path,
+                  clips_per_shard: int) -> list[str]:
+    """The shards and metadata.json of :func:`write_clip_shards` in a local ``out_dir``;
+    returns the shard file names."""
     frame_shape = None
     lengths: list[int] = []
-    temp_paths: list[pathlib.Path] = []
+    temp_paths: list[epath.Path] = []
     writer = None
     for clip_index, clip in enumerate(clips):
         record = encode_clip(clip)
@@ -101,21 +114,20 @@ def write_clip_shards(clips: Iterable[np.ndarray], out_dir: str | pathlib.Path,
         writer.close()
     if not lengths:
         raise ValueError("write_clip_shards got no clips")
-    paths = []
+    names = []
     for index, temp in enumerate(temp_paths):
-        final = out_dir / f"clips-{index:05d}-of-{len(temp_paths):05d}.array_record"
-        temp.rename(final)
-        paths.append(final)
+        names.append(f"clips-{index:05d}-of-{len(temp_paths):05d}.array_record")
+        temp.rename(out_dir / names[-1])
     metadata = {"image_size": int(frame_shape[0]), "channels": int(frame_shape[2]),
                 "num_clips": len(lengths), "min_frames": min(lengths), "max_frames": max(lengths),
-                "num_shards": len(paths)}
+                "num_shards": len(names)}
     storage.write_json(out_dir / METADATA_FILE, metadata)
-    return paths
+    return names
 
 
-def read_metadata(shard_dir: str | pathlib.Path) -> dict:
+def read_metadata(shard_dir: storage.PathLike) -> dict:
     """Reads ``metadata.json`` of a shard directory, with an error that says what is missing."""
-    path = pathlib.Path(shard_dir) / METADATA_FILE
+    path = storage.as_path(shard_dir) / METADATA_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {shard_dir} is not a clip-shard directory "
                                 f"(write one with write_clip_shards or `dface-jax synth`)")
@@ -126,15 +138,15 @@ def read_metadata(shard_dir: str | pathlib.Path) -> dict:
     return metadata
 
 
-def shard_paths(shard_dir: str | pathlib.Path) -> list[str]:
-    """The ArrayRecord files of a shard directory, sorted."""
-    paths = sorted(str(p) for p in pathlib.Path(shard_dir).glob(SHARD_PATTERN))
+def shard_paths(shard_dir: storage.PathLike) -> list[str]:
+    """The ArrayRecord files of a shard directory, sorted (``gs://`` URIs stay URIs)."""
+    paths = sorted(str(p) for p in storage.as_path(shard_dir).glob(SHARD_PATTERN))
     if not paths:
         raise FileNotFoundError(f"no {SHARD_PATTERN} files in {shard_dir}")
     return paths
 
 
-def clip_source(shard_dir: str | pathlib.Path) -> grain.sources.ArrayRecordDataSource:
+def clip_source(shard_dir: storage.PathLike) -> grain.sources.ArrayRecordDataSource:
     """Random-access source over the clips of a shard directory (records are npy bytes)."""
     return grain.sources.ArrayRecordDataSource(shard_paths(shard_dir))
 
@@ -172,7 +184,7 @@ def sample_pair(frames: np.ndarray, rng: np.random.Generator, *, min_gap: int, m
     return {"source": pair[0], "driving": pair[1]}
 
 
-def pair_map_dataset(shard_dir: str | pathlib.Path, *, seed: int, min_gap: int, max_gap: int,
+def pair_map_dataset(shard_dir: storage.PathLike, *, seed: int, min_gap: int, max_gap: int,
                      batch_size: int, shard_index: int = 0, shard_count: int = 1,
                      flip_prob: float = 0.5, brightness: float = 0.05,
                      augment: PairAugment | None = None) -> grain.MapDataset:
@@ -202,7 +214,7 @@ def pair_map_dataset(shard_dir: str | pathlib.Path, *, seed: int, min_gap: int, 
     return dataset.batch(batch_size, drop_remainder=True)
 
 
-def pair_dataset(shard_dir: str | pathlib.Path, *, seed: int, min_gap: int, max_gap: int,
+def pair_dataset(shard_dir: storage.PathLike, *, seed: int, min_gap: int, max_gap: int,
                  batch_size: int, shard_index: int = 0, shard_count: int = 1,
                  flip_prob: float = 0.5, brightness: float = 0.05,
                  augment: PairAugment | None = None, num_workers: int = 0,

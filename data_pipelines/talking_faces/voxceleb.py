@@ -16,7 +16,9 @@ When every clip is decoded they are written as shards with
 :func:`data_pipelines.talking_faces.shards.write_clip_shards` in a sorted, stable order;
 ``out/items.json`` lists the clip of each record and the settings, and the decoded cache is
 removed. A run on an ``out`` that already holds the shards of the same items and settings
-does nothing; shards of other items or settings are refused.
+does nothing; shards of other items or settings are refused. ``out`` may be local or
+``gs://`` (the decoded cache is then in the bucket too, so a preempted run resumes from
+it); the source tree is read by PyAV and OpenCV and must be a local folder.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import dataclasses
 import hashlib
 import json
 import logging
+import io
 import multiprocessing
 import pathlib
-import shutil
 from collections.abc import Sequence
 
 import numpy as np
+from etils import epath
 
 from data_pipelines import faces, storage
 from data_pipelines.errors import InputError
@@ -68,7 +71,7 @@ class DecodeSettings:
 
 def find_clips(src: str | pathlib.Path) -> list[ClipItem]:
     """Every video file and every folder of numbered images under ``src``, sorted."""
-    src = pathlib.Path(src)
+    src = pathlib.Path(src)  # read by PyAV and OpenCV: a local folder
     if not src.is_dir():
         raise VoxCelebError(f"{src}: not a folder; expected a tree like id10001/1zcIwhmdeo4/00001.mp4")
     items = []
@@ -137,7 +140,7 @@ def settings_key(settings: DecodeSettings) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def cache_path(out: pathlib.Path, item: ClipItem, settings: DecodeSettings) -> pathlib.Path:
+def cache_path(out: epath.Path, item: ClipItem, settings: DecodeSettings) -> epath.Path:
     return (out / DECODED_DIR / settings_key(settings)
             / (item.clip_id.replace("/", "__") + ".npy"))
 
@@ -157,7 +160,7 @@ def decode_clip(item: ClipItem, settings: DecodeSettings) -> tuple[np.ndarray, b
 def _decode_to_cache(item: ClipItem, settings: DecodeSettings, out: str) -> dict:
     """Worker: decodes one clip into the cache; returns a status dict (never raises, so one
     broken clip cannot stop the pool without being named)."""
-    target = cache_path(pathlib.Path(out), item, settings)
+    target = cache_path(storage.as_path(out), item, settings)
     try:
         clip, fallback = decode_clip(item, settings)
     except VoxCelebError as err:
@@ -165,17 +168,16 @@ def _decode_to_cache(item: ClipItem, settings: DecodeSettings, out: str) -> dict
     except Exception as err:  # a decoder or image library error: name the clip
         return {"clip_id": item.clip_id, "status": "bad",
                 "reason": f"{item.path}: {type(err).__name__}: {err}"}
-    target.parent.mkdir(parents=True, exist_ok=True)
     if fallback:  # remembered on disk so a resumed run still reports it
-        target.with_suffix(".fallback").touch()
-    partial = target.with_suffix(".partial.npy")
-    np.save(partial, clip, allow_pickle=False)
-    partial.rename(target)  # atomic: an interrupted write never looks finished
+        storage.write_bytes_atomic(target.with_suffix(".fallback"), b"")
+    buffer = io.BytesIO()
+    np.save(buffer, clip, allow_pickle=False)
+    storage.write_bytes_atomic(target, buffer.getvalue())  # never looks finished half-written
     return {"clip_id": item.clip_id, "status": "decoded", "fallback": fallback,
             "frames": int(clip.shape[0])}
 
 
-def _run_workers(todo: Sequence[ClipItem], settings: DecodeSettings, out: pathlib.Path,
+def _run_workers(todo: Sequence[ClipItem], settings: DecodeSettings, out: epath.Path,
                  workers: int, progress: bool) -> list[dict]:
     from tqdm import tqdm
 
@@ -197,7 +199,7 @@ def _run_workers(todo: Sequence[ClipItem], settings: DecodeSettings, out: pathli
     return results
 
 
-def prepare_voxceleb(src: str | pathlib.Path, out: str | pathlib.Path, *, image_size: int = 64,
+def prepare_voxceleb(src: str | pathlib.Path, out: storage.PathLike, *, image_size: int = 64,
                      frame_stride: int = 1, max_frames: int | None = None, min_frames: int = 2,
                      clips_per_shard: int = 256, workers: int = 2, trust_cropped: bool = False,
                      face_detector: str = "haar", skip_bad: bool = False,
@@ -210,7 +212,7 @@ def prepare_voxceleb(src: str | pathlib.Path, out: str | pathlib.Path, *, image_
     """
     from data_pipelines.talking_faces.shards import METADATA_FILE, write_clip_shards
 
-    out = pathlib.Path(out)
+    out = storage.as_path(out)
     items = find_clips(src)
     ids = [item.clip_id for item in items]
     settings = DecodeSettings(image_size, frame_stride, max_frames, min_frames,
@@ -228,7 +230,6 @@ def prepare_voxceleb(src: str | pathlib.Path, out: str | pathlib.Path, *, image_
                     reused=previous["summary"]["num_clips"])
     if not trust_cropped:
         faces.make_detector(face_detector)  # fail now, not in every worker
-    cache_path(out, items[0], settings).parent.mkdir(parents=True, exist_ok=True)
     todo = [item for item in items if not cache_path(out, item, settings).exists()]
     results = _run_workers(todo, settings, out, workers, progress)
     bad = sorted((r for r in results if r["status"] == "bad"), key=lambda r: r["clip_id"])
@@ -240,7 +241,8 @@ def prepare_voxceleb(src: str | pathlib.Path, out: str | pathlib.Path, *, image_
     written = [item for item in items if cache_path(out, item, settings).exists()]
     if not written:
         raise VoxCelebError(f"{src}: no usable clip")
-    clips = (np.load(cache_path(out, item, settings)) for item in written)
+    clips = (np.load(io.BytesIO(cache_path(out, item, settings).read_bytes()), allow_pickle=False)
+             for item in written)
     if progress:
         from tqdm import tqdm
         clips = tqdm(clips, total=len(written), desc="writing clip shards", unit="clip")
@@ -258,5 +260,5 @@ def prepare_voxceleb(src: str | pathlib.Path, out: str | pathlib.Path, *, image_
         "clips": [item.clip_id for item in written], "found": ids,
         "settings": dataclasses.asdict(settings), "summary": summary})
     if not keep_decoded:
-        shutil.rmtree(out / DECODED_DIR)
+        storage.rmtree(out / DECODED_DIR)
     return summary

@@ -23,20 +23,19 @@ Both workdirs also record where the weights came from (``config.json`` ``importe
 
 from __future__ import annotations
 
-import json
-import pathlib
 from typing import Any, Mapping, Sequence
 
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
+from data_pipelines import storage
 from data_pipelines.errors import InputError
 from dface_jax.convert.classifier import classifier_config_from_state_dict, convert_classifier
 from dface_jax.convert.state_dict import load_state_dict
 from dface_jax.convert.tokenizer import convert_tokenizer_state_dict, tokenizer_config_from_state_dict
 from dface_jax.runtime.checkpoint import save_params
-from data_pipelines import storage
 from dface_jax.workdir import (COMPLETED_FILE, FOLDS_FILE, RESULTS_FILE, write_manifest,
                                write_tokenizer)
 
@@ -51,7 +50,7 @@ class ImportCheckpointError(InputError, ValueError):
     the labels are unknown, or the output directory is already in use)."""
 
 
-def _check_out_dir(out_dir: pathlib.Path) -> None:
+def _check_out_dir(out_dir: epath.Path) -> None:
     """Refuses a directory that already holds a workdir: a second import would mix weights."""
     taken = [name for name in ("manifest.json", "config.json", "checkpoints")
              if (out_dir / name).exists()]
@@ -60,8 +59,8 @@ def _check_out_dir(out_dir: pathlib.Path) -> None:
             f"{out_dir} already holds {', '.join(taken)}; import into a new directory")
 
 
-def _provenance(path: pathlib.Path, kind: str, prefix: str) -> dict[str, str]:
-    return {"checkpoint": str(path.resolve()), "kind": kind, "prefix": prefix}
+def _provenance(path: storage.PathLike, kind: str, prefix: str) -> dict[str, str]:
+    return {"checkpoint": storage.absolute(path), "kind": kind, "prefix": prefix}
 
 
 def _require_matches(source: str, what: str, inferred: Any, requested: Any, hint: str) -> None:
@@ -71,7 +70,7 @@ def _require_matches(source: str, what: str, inferred: Any, requested: Any, hint
             f"as requested; {hint}")
 
 
-def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str | pathlib.Path, *,
+def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: storage.PathLike, *,
                             source: str, image_size: int | None = None,
                             channels: int | None = None, heads: int | None = None,
                             overrides: Mapping[str, Any] | None = None,
@@ -89,7 +88,7 @@ def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str |
         ``quantizer="straight_through"`` to fine-tune, ``dtype="bfloat16"``).
       provenance: recorded as ``config.json`` ``imported_from``.
     """
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     _check_out_dir(out_dir)
     config = tokenizer_config_from_state_dict(state_dict, **dict(overrides or {}))
     _require_matches(source, "image size", config.image_size, image_size,
@@ -106,7 +105,7 @@ def write_tokenizer_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str |
     return config
 
 
-def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str | pathlib.Path, *,
+def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: storage.PathLike, *,
                              source: str, label_names: Sequence[str] | None = None,
                              heads: int | None = None, tokenizer_workdir: str | None = None,
                              overrides: Mapping[str, Any] | None = None,
@@ -122,7 +121,7 @@ def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str 
         the manifest so ``load_classifier(W)`` can embed int tokens.
       overrides: other :class:`ClassifierConfig` fields (``pooling``, ``dropout``).
     """
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     _check_out_dir(out_dir)
     heads = RELEASED_CLASSIFIER_HEADS if heads is None else heads
     try:
@@ -141,14 +140,14 @@ def write_classifier_workdir(state_dict: Mapping[str, np.ndarray], out_dir: str 
     folds = {"held_out_subjects": [IMPORTED_HELD_OUT_SUBJECT],
              "folds": [{"fold": 0, "held_out_subject": IMPORTED_HELD_OUT_SUBJECT,
                         "test_clips": 0, "train_clips": 0}]}
-    (out_dir / FOLDS_FILE).write_text(json.dumps(folds, indent=2))
+    storage.write_json(out_dir / FOLDS_FILE, folds)
     results = {"model": "dface", "label_names": list(label_names), "num_folds": 1,
                "imported_from": dict(provenance or {"checkpoint": source}),
                "note": "imported weights: no LOSO scores were measured"}
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+    storage.write_json(out_dir / RESULTS_FILE, results)
     inputs = {"checkpoint": source}
     if tokenizer_workdir:
-        inputs["tokenizer_workdir"] = str(pathlib.Path(tokenizer_workdir).resolve())
+        inputs["tokenizer_workdir"] = storage.absolute(tokenizer_workdir)
     write_manifest(out_dir, "loso", "import-torch", inputs=inputs)
     storage.write_json(out_dir / COMPLETED_FILE, {"command": "import-torch"})
     return config
@@ -173,11 +172,11 @@ def _classifier_label_names(source: str, num_classes: int,
     return label_names
 
 
-def import_checkpoint(path: str | pathlib.Path, kind: str, out_dir: str | pathlib.Path, *,
+def import_checkpoint(path: storage.PathLike, kind: str, out_dir: storage.PathLike, *,
                       prefix: str = "", heads: int | None = None, image_size: int | None = None,
                       channels: int | None = None, label_names: Sequence[str] | None = None,
                       tokenizer_workdir: str | None = None,
-                      overrides: Mapping[str, Any] | None = None) -> pathlib.Path:
+                      overrides: Mapping[str, Any] | None = None) -> epath.Path:
     """Reads the state dict at ``path`` and writes a workdir of ``kind`` to ``out_dir``.
 
     Args:
@@ -200,7 +199,7 @@ def import_checkpoint(path: str | pathlib.Path, kind: str, out_dir: str | pathli
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
-    path, out_dir = pathlib.Path(path), pathlib.Path(out_dir)
+    path, out_dir = storage.as_path(path), storage.as_path(out_dir)
     state_dict = load_state_dict(path, prefix=prefix)
     source = f"{path}" + (f" (keys under {prefix!r})" if prefix else "")
     provenance = _provenance(path, kind, prefix)

@@ -8,11 +8,13 @@ DataParallel ``module.`` prefix removed.
 
 from __future__ import annotations
 
-import pathlib
+import io
 from typing import Mapping
 
 import numpy as np
+from etils import epath
 
+from data_pipelines import storage
 from data_pipelines.errors import InputError
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -39,7 +41,7 @@ def select_prefix(state_dict: Mapping[str, np.ndarray], prefix: str) -> dict[str
     return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
-def _load_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _load_torch(path: epath.Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
@@ -47,7 +49,7 @@ def _load_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
             f"reading the PyTorch checkpoint {path} needs PyTorch: "
             f"pip install dface-jax[torch] (or convert it to .safetensors / .npz elsewhere)"
         ) from None
-    loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    loaded = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     # Training scripts sometimes wrap the weights: {"state_dict": {...}} or {"model": {...}}.
     for wrapper in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
@@ -64,25 +66,25 @@ def _load_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_state_dict(path: str | pathlib.Path, *, prefix: str = "") -> dict[str, np.ndarray]:
+def load_state_dict(path: storage.PathLike, *, prefix: str = "") -> dict[str, np.ndarray]:
     """Loads a state dict as numpy arrays from ``.npz``, ``.safetensors`` or a torch pickle.
 
     Args:
-      path: the file.
+      path: the file (local or ``gs://``).
       prefix: keep only keys under this prefix and drop it (e.g. ``"tokenizer/"``).
     Returns:
       key -> array, with a leading ``module.`` removed from every key.
     """
-    path = pathlib.Path(path)
+    path = storage.as_path(path)
     if not path.exists():
         raise StateDictError(f"{path}: state dict file not found")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     elif suffix == ".safetensors":
-        from safetensors.numpy import load_file
-        arrays = load_file(str(path))
+        from safetensors.numpy import load
+        arrays = load(path.read_bytes())
     elif suffix in TORCH_SUFFIXES:
         arrays = _load_torch(path)
     else:

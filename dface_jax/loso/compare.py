@@ -8,7 +8,6 @@ spreads (sample std over seeds).
 
 from __future__ import annotations
 
-import pathlib
 from typing import Callable, Sequence
 
 import numpy as np
@@ -92,7 +91,7 @@ def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
     base = without_compare(base_config)
     workdir = storage.as_path(workdir)
     inputs = {"token_cache": "" if token_cache_path is None
-              else str(pathlib.Path(token_cache_path).resolve()),
+              else storage.absolute(token_cache_path),
               "tokenizer_workdir": str(cache["tokenizer_workdir"]),
               "seeds": ",".join(str(seed) for seed in seeds), "variants": ",".join(names)}
     per_variant: dict[str, list[dict]] = {name: [] for name in names}

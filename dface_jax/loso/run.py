@@ -11,8 +11,6 @@ parameters (leading fold axis) and, once all of that is written, ``completed.jso
 from __future__ import annotations
 
 import io
-import pathlib
-import tempfile
 import time
 from typing import Callable
 
@@ -114,12 +112,9 @@ def write_workdir(workdir, run: LosoRun, cache: dict, results: dict) -> None:
     storage.write_text_atomic(workdir / METRICS_FILE, "".join(
         storage.dumps_json({"step": record.pop("epoch"), **record}) + "\n"
         for record in epoch_curve(run, labels)))
-    with tempfile.TemporaryDirectory() as scratch:  # matplotlib writes local files
-        picture = pathlib.Path(scratch) / "confusion.png"
-        plot_confusion_matrices(confusion_matrices(labels, final_logits.argmax(-1),
-                                                   cache["datasets"], len(results["label_names"])),
-                                results["label_names"], picture)
-        storage.write_bytes_atomic(workdir / "confusion.png", picture.read_bytes())
+    plot_confusion_matrices(confusion_matrices(labels, final_logits.argmax(-1),
+                                               cache["datasets"], len(results["label_names"])),
+                            results["label_names"], workdir / "confusion.png")
     storage.write_text_atomic(workdir / "results.md", results_markdown(results))
     storage.write_json(workdir / RESULTS_FILE, results)
 
@@ -146,7 +141,7 @@ def run_loso(config, cache: dict, workdir, *, text_encoder_dir: str | None = Non
         return read_results(workdir)
     text = experiment.text_encoder
     inputs = {
-        "token_cache": "" if token_cache_path is None else str(pathlib.Path(token_cache_path).resolve()),
+        "token_cache": "" if token_cache_path is None else storage.absolute(token_cache_path),
         "tokenizer_workdir": str(cache["tokenizer_workdir"]),
         "dataset_build": str(cache.get("dataset_build", "")),
         "text_encoder": "none (pixel baseline)" if text is None else text["model"]}

@@ -154,6 +154,7 @@ def encode_prompts(prompts: Sequence[str], text_encoder_dir: str | os.PathLike |
     prompts = tuple(prompts)
     if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise ValueError(f"encode_prompts needs non-empty prompt strings, got {prompts!r}")
+    # A local Hugging Face model folder: transformers reads it from disk, not from gs://.
     if text_encoder_dir is not None and not pathlib.Path(text_encoder_dir).is_dir():
         raise TextEncoderError(
             f"{text_encoder_dir}: text encoder directory not found; pass a local directory in "

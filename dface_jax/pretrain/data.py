@@ -10,12 +10,13 @@ Either way the pairs come from :func:`data_pipelines.talking_faces.shards.pair_d
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any, Iterator
 
 import jax
 import numpy as np
+from etils import epath
 
+from data_pipelines import storage
 from dface_jax.configs import dataclass_from_dict
 
 
@@ -71,7 +72,7 @@ class DataConfig:
                                          for key, value in dict(values).items()})
 
 
-def build_data_iterator(config: Any, shard_dir: str | pathlib.Path, local_batch_size: int):
+def build_data_iterator(config: Any, shard_dir: storage.PathLike, local_batch_size: int):
     """This process's Grain iterator of pair batches (its shard of every global batch),
     from a pretraining config's ``data`` and ``augment`` sections."""
     from data_pipelines.talking_faces.augment import PairAugment
@@ -118,8 +119,8 @@ def synthetic_talking_chunks(data_config: Any, image_size: int, *,
                             placement=data.head_placement, camera_scales=data.camera_scales)
 
 
-def write_synthetic_shards(data_config: Any, image_size: int, out_dir: str | pathlib.Path, *,
-                           chunk_size: int = 64, progress: bool = True) -> pathlib.Path:
+def write_synthetic_shards(data_config: Any, image_size: int, out_dir: storage.PathLike, *,
+                           chunk_size: int = 64, progress: bool = True) -> epath.Path:
     """Renders the SynthFACS talking clips of ``data_config`` into clip shards at ``out_dir``."""
     from data_pipelines.talking_faces.shards import write_clip_shards
 
@@ -131,20 +132,23 @@ def write_synthetic_shards(data_config: Any, image_size: int, out_dir: str | pat
         frames = tqdm(frames, total=data.num_clips, desc="render talking clips", unit="clip",
                       dynamic_ncols=True)
     write_clip_shards(frames, out_dir, clips_per_shard=data.clips_per_shard)
-    return pathlib.Path(out_dir)
+    return storage.as_path(out_dir)
 
 
-def shard_dir_of(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
-    """Where a pretraining run reads its clip shards: ``data.dir``, else ``WORKDIR/data``."""
+def shard_dir_of(config: Any, workdir: storage.PathLike) -> epath.Path:
+    """Where a pretraining run reads its clip shards: ``data.dir``, else ``WORKDIR/data``
+    (local or ``gs://``)."""
     data = DataConfig.from_dict(config.data)
-    return pathlib.Path(data.dir) if data.dir else pathlib.Path(workdir) / "data"
+    return storage.as_path(data.dir) if data.dir else storage.as_path(workdir) / "data"
 
 
-def ensure_clip_shards(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
+def ensure_clip_shards(config: Any, workdir: storage.PathLike) -> epath.Path:
     """The shard directory of ``config.data`` (:func:`shard_dir_of`); renders SynthFACS
     clips there when it holds none and ``data.synthetic`` is set.
 
-    In a multi-process job process 0 renders and the others wait for it.
+    In a multi-process job process 0 renders and the others wait for it. A render killed
+    half-way leaves no ``metadata.json``, so the next run renders again
+    (:func:`~data_pipelines.talking_faces.shards.write_clip_shards` removes what it left).
     """
     from data_pipelines.talking_faces.shards import METADATA_FILE
 
@@ -156,12 +160,7 @@ def ensure_clip_shards(config: Any, workdir: str | pathlib.Path) -> pathlib.Path
         raise FileNotFoundError(f"data.dir {shard_dir} holds no clip shards ({METADATA_FILE} "
                                 f"missing); write them with `dface-jax prepare-voxceleb`")
     if jax.process_index() == 0:
-        partial = shard_dir.with_name(shard_dir.name + ".partial")
-        if partial.exists():  # left by an interrupted generation
-            import shutil
-            shutil.rmtree(partial)
-        write_synthetic_shards(data, config.tokenizer.image_size, partial)
-        partial.rename(shard_dir)
+        write_synthetic_shards(data, config.tokenizer.image_size, shard_dir)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("synthetic clip shards written")

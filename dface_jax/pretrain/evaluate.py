@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
+import os
 from typing import Any, Callable
 
 import jax
@@ -279,7 +279,7 @@ def _evaluate_at(encode: Callable, decode: Callable, tokenizer_config: Any,
     }
 
 
-def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None,
+def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None,
                      overrides: dict | None = None) -> dict[str, Any]:
     """Evaluates the tokenizer of a tokenizer workdir with its config's ``eval`` section
     (fields replaced by ``overrides``)."""

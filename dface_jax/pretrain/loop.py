@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-import pathlib
 import time
 from typing import Any
 
 import jax
 
+from data_pipelines import storage
 from data_pipelines.errors import InputError
 from dface_jax.pretrain import data as data_lib
 from dface_jax.pretrain import step as step_lib
@@ -42,7 +42,7 @@ def check_finite(step: int, metrics: dict, checkpointer: checkpoint_lib.Checkpoi
             f"{checkpointer.manager.directory}; lower train.learning_rate or use float32.")
 
 
-def train(config: Any, workdir: str | pathlib.Path, *, shard_dir: str | pathlib.Path,
+def train(config: Any, workdir: storage.PathLike, *, shard_dir: storage.PathLike,
           task: step_lib.TrainTask | None = None, progress: bool = True) -> step_lib.State:
     """Runs (or resumes) pretraining in ``workdir`` until ``config.train.num_steps``.
 
@@ -51,7 +51,7 @@ def train(config: Any, workdir: str | pathlib.Path, *, shard_dir: str | pathlib.
     """
     from data_pipelines.talking_faces.shards import read_metadata
 
-    workdir = pathlib.Path(workdir)
+    workdir = storage.as_path(workdir)
     train_config = step_lib.OptimizerConfig.from_dict(config.train)
     task = step_lib.tokenizer_task(config.tokenizer) if task is None else task
     optimizer = step_lib.make_optimizer(train_config)
@@ -123,14 +123,14 @@ def train(config: Any, workdir: str | pathlib.Path, *, shard_dir: str | pathlib.
     return state
 
 
-def run_pretraining(config: Any, workdir: str | pathlib.Path, *, progress: bool = True,
+def run_pretraining(config: Any, workdir: storage.PathLike, *, progress: bool = True,
                     allow_config_change: bool = False) -> step_lib.State:
     """What ``dface-jax pretrain`` does, inside ``workdir.open_run`` (lock, config check on
     resume, config and manifest, completion marker): renders SynthFACS clip shards if the
     config asks for them, then trains or resumes."""
     shard_dir = data_lib.shard_dir_of(config, workdir)
     with open_run(workdir, "tokenizer", "pretrain", config,
-                  inputs={"clip_shards": str(shard_dir.resolve())},
+                  inputs={"clip_shards": storage.absolute(shard_dir)},
                   allow_config_change=allow_config_change, primary=jax.process_index() == 0):
         data_lib.ensure_clip_shards(config, workdir)
         return train(config, workdir, shard_dir=shard_dir, progress=progress)

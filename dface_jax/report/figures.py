@@ -1,15 +1,16 @@
 """The analysis pictures: pure functions from numpy arrays to PNG files.
 
 Every function takes plain arrays (no checkpoints, no models), draws one figure with
-matplotlib's non-interactive ``Agg`` backend, writes it to ``path`` and returns that path.
+matplotlib's non-interactive ``Agg`` backend, writes it to ``path`` (local or ``gs://``,
+atomically) and returns that path.
 Frames follow the project convention: float32 in [0, 1], ``[N, H, W, C]`` with C = 1 (gray)
 or 3 (RGB). The report page (:mod:`dface_jax.report.page`) computes the arrays from a run.
 """
 
 from __future__ import annotations
 
+import io
 import math
-import pathlib
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -17,20 +18,22 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from etils import epath  # noqa: E402
 
-PathLike = str | pathlib.Path
+from data_pipelines import storage  # noqa: E402
+
+PathLike = storage.PathLike
 
 # Curves drawn from metrics.jsonl when present, in this order (pretraining and LOSO names).
 DEFAULT_CURVE_KEYS = ("loss", "recon_loss", "vq_loss", "perplexity", "codes_in_use",
                       "train_loss", "test_uf1", "test_accuracy")
 
 
-def _save(fig: plt.Figure, path: PathLike) -> pathlib.Path:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight", facecolor="white")
+def _save(fig: plt.Figure, path: PathLike) -> epath.Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", facecolor="white")
     plt.close(fig)
-    return path
+    return storage.write_bytes_atomic(path, buffer.getvalue())
 
 
 def _check_frames(name: str, frames: np.ndarray) -> np.ndarray:
@@ -53,7 +56,7 @@ def _show_face(ax: plt.Axes, frame: np.ndarray) -> None:
 
 
 def plot_reconstructions(source: np.ndarray, driving: np.ndarray, recon: np.ndarray,
-                         path: PathLike, *, max_items: int = 8) -> pathlib.Path:
+                         path: PathLike, *, max_items: int = 8) -> epath.Path:
     """Three rows: source frames, driving frames, the tokenizer's reconstructions.
 
     Args:
@@ -99,7 +102,7 @@ def token_histograms(action_tokens: np.ndarray, codebook_size: int) -> np.ndarra
 
 
 def plot_codebook_usage(action_tokens: np.ndarray, codebook_size: int,
-                        path: PathLike) -> pathlib.Path:
+                        path: PathLike) -> epath.Path:
     """Histogram of how often each codebook entry is used, over all clips and positions.
 
     Args:
@@ -120,7 +123,7 @@ def plot_codebook_usage(action_tokens: np.ndarray, codebook_size: int,
 
 
 def plot_position_token_frequency(action_tokens: np.ndarray, codebook_size: int,
-                                  path: PathLike) -> pathlib.Path:
+                                  path: PathLike) -> epath.Path:
     """Heatmap of code frequency per token position (rows = 16 positions, columns = codes).
 
     Each row is normalised to sum to 1, so a row shows which codes that position prefers
@@ -140,7 +143,7 @@ def plot_position_token_frequency(action_tokens: np.ndarray, codebook_size: int,
 
 
 def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], label_names: Sequence[str],
-                            path: PathLike) -> pathlib.Path:
+                            path: PathLike) -> epath.Path:
     """One panel per subset (e.g. ``overall``, ``casme2``, ``samm``, ``smic``).
 
     Args:
@@ -174,7 +177,7 @@ def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], label_names: Seq
 
 
 def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
-                         label_names: Sequence[str], path: PathLike) -> pathlib.Path:
+                         label_names: Sequence[str], path: PathLike) -> epath.Path:
     """Sparse pooling weights over the 16 token positions, mean ± std per class.
 
     Args:
@@ -206,7 +209,7 @@ def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
 
 def plot_transfer_grid(neutral_faces: np.ndarray, transferred: np.ndarray, path: PathLike, *,
                        clip_apex: np.ndarray | None = None,
-                       clip_titles: Sequence[str] | None = None) -> pathlib.Path:
+                       clip_titles: Sequence[str] | None = None) -> epath.Path:
     """The slide's experiment: a clip's (most-attended) tokens applied to new faces.
 
     Rows are new faces, columns are clips. The first column shows each neutral face (the
@@ -254,7 +257,7 @@ def plot_transfer_grid(neutral_faces: np.ndarray, transferred: np.ndarray, path:
 
 def plot_training_curves(records: Sequence[Mapping], path: PathLike, *,
                          keys: Sequence[str] | None = None,
-                         title: str = "Training curves") -> pathlib.Path:
+                         title: str = "Training curves") -> epath.Path:
     """One panel per metric against ``step`` (records of a ``metrics.jsonl``).
 
     Args:

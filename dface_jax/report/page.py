@@ -3,7 +3,7 @@
 :func:`report_for_workdir` takes any workdir (tokenizer, LOSO, comparison, quickstart),
 finds its parts through its manifest (:func:`find_run`) and calls :func:`build_report`,
 which draws every picture whose inputs exist and lists the others as missing, with the
-reason.
+reason. Workdirs, the token cache and the report folder may be local or ``gs://``.
 
 Where each picture's arrays come from:
   * training curves: ``metrics.jsonl`` of the pretraining (and LOSO) workdir;
@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import pathlib
+import io
+import os
 from typing import Any
 
 import numpy as np
+from etils import epath
+
+from data_pipelines import storage
 
 from dface_jax import workdir as workdir_lib
 from dface_jax.metrics import confusion_matrices
 from dface_jax.report import figures
 from dface_jax.runtime.metrics_log import METRICS_FILE, read_metrics
 
-PathLike = str | pathlib.Path
+PathLike = storage.PathLike
 
 # Names of the pictures in the report folder, in page order.
 PICTURES = {
@@ -55,18 +59,18 @@ REPORT_SEED = 90210
 class RunPaths:
     """The parts of a run that exist (None where absent)."""
 
-    root: pathlib.Path
-    pretrain: pathlib.Path | None = None
-    tokens: pathlib.Path | None = None
-    loso: pathlib.Path | None = None
-    comparison: pathlib.Path | None = None
+    root: epath.Path
+    pretrain: epath.Path | None = None
+    tokens: epath.Path | None = None
+    loso: epath.Path | None = None
+    comparison: epath.Path | None = None
 
 
 def find_run(workdir: PathLike) -> RunPaths:
     """The parts of the run in ``workdir``, read from its manifest: a tokenizer workdir,
     a LOSO workdir (its token cache and tokenizer as recorded), a comparison (its D-FACE
     run) or a quickstart folder (all of them)."""
-    root = pathlib.Path(workdir)
+    root = storage.as_path(workdir)
     manifest = workdir_lib.read_manifest(root)
     kind = manifest["kind"]
     if kind == "tokenizer":
@@ -75,8 +79,9 @@ def find_run(workdir: PathLike) -> RunPaths:
         paths = find_run(manifest["inputs"]["comparison"])
         return dataclasses.replace(paths, root=root)
     inputs = manifest["inputs"]
-    tokens = pathlib.Path(inputs["token_cache"]) if inputs.get("token_cache") else None
-    tokenizer = pathlib.Path(inputs["tokenizer_workdir"]) if inputs.get("tokenizer_workdir") else None
+    tokens = storage.as_path(inputs["token_cache"]) if inputs.get("token_cache") else None
+    tokenizer = (storage.as_path(inputs["tokenizer_workdir"]) if inputs.get("tokenizer_workdir")
+                 else None)
     paths = RunPaths(root, tokens=tokens if tokens is not None and tokens.is_file() else None,
                      pretrain=tokenizer if tokenizer is not None and
                      workdir_lib.is_kind(tokenizer, "tokenizer") else None)
@@ -134,15 +139,15 @@ def _transfer_clips(labels: np.ndarray, attention: np.ndarray, per_class: int = 
 class _Report:
     """Collects pictures and missing-picture reasons while :func:`build_report` runs."""
 
-    def __init__(self, out_dir: pathlib.Path):
+    def __init__(self, out_dir: epath.Path):
         self.out_dir = out_dir
-        self.pictures: dict[str, pathlib.Path] = {}
+        self.pictures: dict[str, epath.Path] = {}
         self.missing: dict[str, str] = {}
 
-    def path(self, name: str) -> pathlib.Path:
+    def path(self, name: str) -> epath.Path:
         return self.out_dir / f"{name}.png"
 
-    def add(self, name: str, path: pathlib.Path) -> None:
+    def add(self, name: str, path: epath.Path) -> None:
         self.pictures[name] = path
 
     def skip(self, name: str, reason: str) -> None:
@@ -165,11 +170,11 @@ def build_report(out_dir: PathLike, *, pretrain: PathLike | None = None,
     Returns:
       ``{"pictures": {name: path}, "missing": {name: reason}, "index": path}``.
     """
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = _Report(out_dir)
-    pretrain = None if pretrain is None else pathlib.Path(pretrain)
-    loso = None if loso is None else pathlib.Path(loso)
+    pretrain = None if pretrain is None else storage.as_path(pretrain)
+    loso = None if loso is None else storage.as_path(loso)
     tokenizer, tokenizer_problem = _usable_tokenizer(pretrain)
     _curves(report, "pretrain_curves", pretrain, "Tokenizer pretraining")
     _tokenizer_pictures(report, tokenizer, tokens, tokenizer_problem)
@@ -177,13 +182,19 @@ def build_report(out_dir: PathLike, *, pretrain: PathLike | None = None,
     _transfer_picture(report, tokenizer, tokens, predictions, top_k, num_faces)
     _curves(report, "loso_curves", loso, "LOSO training")
     results = _results(loso)
-    table = pathlib.Path(comparison).read_text() if comparison else None
+    table = storage.as_path(comparison).read_text() if comparison else None
     index = write_index(out_dir, report.pictures, report.missing, results=results,
                         comparison=table, title=title)
     return {"pictures": report.pictures, "missing": report.missing, "index": index}
 
 
-def _curves(report: _Report, name: str, workdir: pathlib.Path | None, what: str) -> None:
+def _token_arrays(tokens: PathLike, *names: str) -> tuple[np.ndarray, ...]:
+    """Arrays ``names`` of the token cache at ``tokens`` (local or remote)."""
+    with np.load(io.BytesIO(storage.as_path(tokens).read_bytes()), allow_pickle=False) as data:
+        return tuple(data[name] for name in names)
+
+
+def _curves(report: _Report, name: str, workdir: epath.Path | None, what: str) -> None:
     if workdir is None:
         report.skip(name, f"no {what.lower()} workdir")
         return
@@ -195,7 +206,7 @@ def _curves(report: _Report, name: str, workdir: pathlib.Path | None, what: str)
                                                   title=f"{what} curves"))
 
 
-def _usable_tokenizer(pretrain: pathlib.Path | None) -> tuple[Any, str]:
+def _usable_tokenizer(pretrain: epath.Path | None) -> tuple[Any, str]:
     """The tokenizer of ``pretrain`` and "", or None and why it cannot be used.
 
     A checkpoint whose parameter tree no longer matches the model code (written by an
@@ -223,8 +234,7 @@ def _tokenizer_pictures(report: _Report, tokenizer, tokens: PathLike | None,
                         tokenizer_problem: str) -> None:
     action_tokens = None
     if tokens is not None:
-        with np.load(tokens, allow_pickle=False) as data:
-            action_tokens = data["action_tokens"]
+        action_tokens, = _token_arrays(tokens, "action_tokens")
     if tokenizer is None:
         report.skip("reconstructions", tokenizer_problem)
     else:
@@ -249,7 +259,7 @@ def _tokenizer_pictures(report: _Report, tokenizer, tokens: PathLike | None,
         action_tokens, codebook_size, report.path("position_frequency")))
 
 
-def _loso_pictures(report: _Report, loso: pathlib.Path | None) -> dict | None:
+def _loso_pictures(report: _Report, loso: epath.Path | None) -> dict | None:
     if loso is None or not (loso / workdir_lib.PREDICTIONS_FILE).exists():
         reason = "no finished LOSO run"
         report.skip("confusion_matrices", reason)
@@ -276,8 +286,7 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
         report.skip("transfer_grid", "needs a usable tokenizer, the token cache and LOSO "
                                      "attention")
         return
-    with np.load(tokens, allow_pickle=False) as data:
-        action_tokens, clip_ids = data["action_tokens"], data["clip_ids"]
+    action_tokens, clip_ids = _token_arrays(tokens, "action_tokens", "clip_ids")
     if "clip_ids" in predictions and not np.array_equal(predictions["clip_ids"], clip_ids):
         report.skip("transfer_grid", "the token cache's clips differ from the LOSO run's")
         return
@@ -297,7 +306,7 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
         faces, transferred, report.path("transfer_grid"), clip_titles=titles))
 
 
-def _results(loso: pathlib.Path | None) -> dict | None:
+def _results(loso: epath.Path | None) -> dict | None:
     if loso is None or not (loso / workdir_lib.RESULTS_FILE).exists():
         return None
     return workdir_lib.read_results(loso)
@@ -319,11 +328,11 @@ def _scores_table(results: dict) -> str:
     return f"<table><tr><th>subset</th><th>UF1</th><th>UAR</th></tr>{body}</table>"
 
 
-def write_index(out_dir: PathLike, pictures: dict[str, pathlib.Path],
+def write_index(out_dir: PathLike, pictures: dict[str, epath.Path],
                 missing: dict[str, str], *, results: dict | None = None,
-                comparison: str | None = None, title: str = "dface-jax report") -> pathlib.Path:
+                comparison: str | None = None, title: str = "dface-jax report") -> epath.Path:
     """Writes ``out_dir/index.html``: the results table(s), each picture, and what is missing."""
-    out_dir = pathlib.Path(out_dir)
+    out_dir = storage.as_path(out_dir)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
              "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse}"
@@ -344,17 +353,15 @@ def write_index(out_dir: PathLike, pictures: dict[str, pathlib.Path],
         parts.append("<h2>Comparison</h2><pre>" + html.escape(comparison) + "</pre>")
     for name, caption in PICTURES.items():
         if name in pictures:
-            relative = pathlib.Path(pictures[name]).resolve().relative_to(out_dir.resolve())
-            parts.append(f"<h2>{html.escape(caption)}</h2><img src='{relative.as_posix()}' "
+            relative = os.path.relpath(storage.absolute(pictures[name]), storage.absolute(out_dir))
+            parts.append(f"<h2>{html.escape(caption)}</h2><img src='{relative}' "
                          f"alt='{html.escape(caption)}'>")
     if missing:
         parts.append("<h2>Not drawn</h2><ul>" + "".join(
             f"<li>{html.escape(PICTURES.get(n, n))}: {html.escape(r)}</li>"
             for n, r in missing.items()) + "</ul>")
     parts.append("</body></html>")
-    index = out_dir / "index.html"
-    index.write_text("\n".join(parts))
-    return index
+    return storage.write_text_atomic(out_dir / "index.html", "\n".join(parts))
 
 
 def report_for_workdir(workdir: PathLike, out_dir: PathLike | None = None, **kwargs
@@ -362,7 +369,7 @@ def report_for_workdir(workdir: PathLike, out_dir: PathLike | None = None, **kwa
     """Finds the parts of the run in ``workdir`` and builds its report (default folder
     ``workdir/report``)."""
     paths = find_run(workdir)
-    out_dir = pathlib.Path(out_dir) if out_dir is not None else paths.root / "report"
+    out_dir = storage.as_path(out_dir) if out_dir is not None else paths.root / "report"
     return build_report(out_dir, pretrain=paths.pretrain, tokens=paths.tokens,
                         loso=paths.loso, comparison=paths.comparison,
                         title=f"dface-jax report: {paths.root.name}", **kwargs)

@@ -8,23 +8,24 @@ Layout of a workdir (INTERFACES.md "Checkpoints and workdirs")::
         state/   {"params", "opt_state", "step", "rng"[, "model_state"]} (StandardSave)
         data/    the Grain iterator position, one file per JAX process (pretraining only)
 
-Orbax writes each step under a temporary name and renames it when complete, so a job
-killed during a save leaves the previous step as the latest; ``max_to_keep`` old steps are
-kept. :func:`restore_params` reads the parameters back as host numpy arrays on any machine,
+The workdir may be local or ``gs://``. Orbax finishes a step by renaming it from a
+temporary name locally, and on ``gs://`` (where a rename is a copy) by writing
+``commit_success.txt`` into it last; either way a job killed during a save leaves the
+previous step as the latest. ``max_to_keep`` old steps are kept. :func:`restore_params` reads the parameters back as host numpy arrays on any machine,
 whatever device layout wrote them.
 """
 
 from __future__ import annotations
 
-import pathlib
-import shutil
 from typing import Any
 
 import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
+from data_pipelines import storage
 from dface_jax.configs import save_config
 
 CHECKPOINT_DIR = "checkpoints"
@@ -32,8 +33,12 @@ STATE_ITEM = "state"
 DATA_ITEM = "data"
 
 
-def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
-    return pathlib.Path(workdir).resolve() / CHECKPOINT_DIR
+# Orbax's marker of a finished step on object storage (orbax.checkpoint's atomicity module).
+COMMIT_FILE = "commit_success.txt"
+
+
+def checkpoint_dir(workdir: storage.PathLike) -> epath.Path:
+    return storage.as_path(storage.absolute(workdir)) / CHECKPOINT_DIR
 
 
 class Checkpointer:
@@ -46,7 +51,7 @@ class Checkpointer:
       with_data: whether steps carry the Grain iterator (``data`` item).
     """
 
-    def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3,
+    def __init__(self, workdir: storage.PathLike, *, max_to_keep: int = 3,
                  save_interval_steps: int = 1, with_data: bool = True):
         self.with_data = with_data
         handlers = {STATE_ITEM: ocp.StandardCheckpointHandler()}
@@ -97,8 +102,8 @@ class Checkpointer:
         self.manager.close()
 
 
-def save_params(workdir: str | pathlib.Path, params: Any, config: Any = None, *,
-                step: int = 0) -> pathlib.Path:
+def save_params(workdir: storage.PathLike, params: Any, config: Any = None, *,
+                step: int = 0) -> epath.Path:
     """Writes a checkpoint whose ``state`` item is ``{"params": params}`` and then, if a
     config is given, ``config.json`` (so the config never describes parameters that are not
     on disk yet); for imported weights and LOSO folds. Returns the checkpoint dir.
@@ -106,9 +111,9 @@ def save_params(workdir: str | pathlib.Path, params: Any, config: Any = None, *,
     Writing a step that exists (a LOSO sweep re-run into its workdir) replaces it without a
     moment where neither version is on disk: see :func:`_replace_step`.
     """
-    workdir = pathlib.Path(workdir)
+    workdir = storage.as_path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    _finish_interrupted_replace(checkpoint_dir(workdir))
+    _finish_interrupted_replace(workdir)
     if (checkpoint_dir(workdir) / str(step)).exists():
         _replace_step(workdir, params, step)
     else:
@@ -122,7 +127,7 @@ REPLACED_SUFFIX = ".replaced"  # Orbax lists only integer step names, so it skip
 STAGING_DIR = ".replacing"
 
 
-def _save_params_step(workdir: pathlib.Path, params: Any, step: int) -> None:
+def _save_params_step(workdir: epath.Path, params: Any, step: int) -> None:
     checkpointer = Checkpointer(workdir, max_to_keep=1, with_data=False)
     try:
         checkpointer.save(step, {"params": params}, force=True)
@@ -130,36 +135,65 @@ def _save_params_step(workdir: pathlib.Path, params: Any, step: int) -> None:
         checkpointer.close()
 
 
-def _replace_step(workdir: pathlib.Path, params: Any, step: int) -> None:
+def _replace_step(workdir: epath.Path, params: Any, step: int) -> None:
     """Orbax refuses to save over an existing step, and deleting it first would lose it if
     the job died before the new one was written. So the new step is written in full under
-    ``workdir/.replacing``, the old one renamed to ``<step>.replaced``, the new one renamed
-    into place, and only then the old one removed. A job killed between the two renames
-    leaves ``<step>.replaced``, which :func:`_finish_interrupted_replace` puts back."""
+    ``workdir/.replacing`` first.
+
+    Locally, the old step is then renamed to ``<step>.replaced``, the new one renamed into
+    place, and only then the old one removed; a job killed between the two renames leaves
+    ``<step>.replaced``, which :func:`_finish_interrupted_replace` puts back.
+
+    On object storage a directory rename is a copy and a delete, so there the finished
+    staged step is the commitment: :func:`_install_staged_step` uncommits the old step
+    (removes its ``commit_success.txt``, after which Orbax no longer lists it), replaces its
+    files and writes the marker last; a job killed anywhere in between is completed from the
+    staged step by :func:`_finish_interrupted_replace`."""
     staging = workdir / STAGING_DIR
-    shutil.rmtree(staging, ignore_errors=True)
+    storage.rmtree(staging)
     _save_params_step(staging, params, step)
+    if not storage.is_local(workdir):
+        _install_staged_step(workdir, step)
+        return
     directory = checkpoint_dir(workdir)
     current, aside = directory / str(step), directory / f"{step}{REPLACED_SUFFIX}"
     current.rename(aside)
     (checkpoint_dir(staging) / str(step)).rename(current)
-    shutil.rmtree(aside)
-    shutil.rmtree(staging)
+    aside.rmtree()
+    staging.rmtree()
 
 
-def _finish_interrupted_replace(directory: pathlib.Path) -> None:
+def _install_staged_step(workdir: epath.Path, step: int) -> None:
+    """Object storage: copies the finished step in ``workdir/.replacing`` over ``step``."""
+    current = checkpoint_dir(workdir) / str(step)
+    (current / COMMIT_FILE).unlink(missing_ok=True)
+    storage.rmtree(current)
+    storage.copy_tree(checkpoint_dir(workdir / STAGING_DIR) / str(step), current,
+                      last=(COMMIT_FILE,))
+    (workdir / STAGING_DIR).rmtree()
+
+
+def _finish_interrupted_replace(workdir: storage.PathLike) -> None:
     """Undoes or completes a :func:`_replace_step` that a killed job left half done."""
+    workdir = storage.as_path(workdir)
+    if not storage.is_local(workdir):
+        staged = checkpoint_dir(workdir / STAGING_DIR)
+        for step_dir in (staged.iterdir() if staged.exists() else ()):
+            if step_dir.name.isdigit() and (step_dir / COMMIT_FILE).exists():
+                _install_staged_step(workdir, int(step_dir.name))
+        return
+    directory = checkpoint_dir(workdir)
     if not directory.exists():
         return
     for aside in directory.glob(f"*{REPLACED_SUFFIX}"):
         current = directory / aside.name[:-len(REPLACED_SUFFIX)]
         if current.exists():  # the new step made it into place: the old one can go
-            shutil.rmtree(aside)
+            aside.rmtree()
         else:
             aside.rename(current)
 
 
-def restore_state_to_host(workdir: str | pathlib.Path, step: int | None = None) -> dict:
+def restore_state_to_host(workdir: storage.PathLike, step: int | None = None) -> dict:
     """The whole ``state`` item of a checkpoint as nested dicts of host numpy arrays.
 
     No target tree is needed: the structure comes from the checkpoint's metadata and every
@@ -167,9 +201,9 @@ def restore_state_to_host(workdir: str | pathlib.Path, step: int | None = None) 
     TPU pod reads on a laptop CPU.
     """
     directory = checkpoint_dir(workdir)
+    _finish_interrupted_replace(workdir)
     if not directory.exists():
         raise FileNotFoundError(f"{directory} does not exist: {workdir} holds no checkpoints")
-    _finish_interrupted_replace(directory)
     # The data item (a pretraining run's Grain iterator position) is not restored here, but
     # the manager must know its handler: otherwise it logs a warning for it on every load.
     manager = ocp.CheckpointManager(
@@ -192,12 +226,12 @@ def restore_state_to_host(workdir: str | pathlib.Path, step: int | None = None) 
         manager.close()
 
 
-def latest_step(workdir: str | pathlib.Path) -> int | None:
+def latest_step(workdir: storage.PathLike) -> int | None:
     """The latest finished checkpoint step of ``workdir`` (None if it has none)."""
     directory = checkpoint_dir(workdir)
+    _finish_interrupted_replace(workdir)
     if not directory.exists():
         return None
-    _finish_interrupted_replace(directory)
     manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False))
     try:
         return manager.latest_step()
@@ -205,7 +239,7 @@ def latest_step(workdir: str | pathlib.Path) -> int | None:
         manager.close()
 
 
-def restore_params(workdir: str | pathlib.Path, step: int | None = None) -> Any:
+def restore_params(workdir: storage.PathLike, step: int | None = None) -> Any:
     """``params`` of the latest (or given) checkpoint step, as host numpy arrays."""
     state = restore_state_to_host(workdir, step)
     if "params" not in state:

@@ -11,7 +11,10 @@ On object storage (``gs://``) there is no exclusive create through ``epath``: th
 written, read back after a pause, and kept only if it still holds our token. Two runs
 started within that pause on one bucket directory could both proceed; pod jobs are started
 once per slice, so this is the window that matters there, and it is documented rather than
-hidden.
+hidden. The hosts of a preempted slice are gone and a new slice runs on other hosts, so
+there a lock is a lease: its holder rewrites it (``renewed``) every quarter of
+``LEASE_SECONDS``, and a lock not renewed for ``LEASE_SECONDS`` (or one of a dead process on
+this host) is taken over.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Iterator
@@ -29,6 +33,7 @@ from data_pipelines.errors import InputError
 
 LOCK_FILE = ".lock"
 OBJECT_STORE_SETTLE_SECONDS = 2.0
+LEASE_SECONDS = 120.0  # object storage: a lock not renewed for this long is a gone run's
 
 
 class WorkdirLockedError(InputError, RuntimeError):
@@ -77,9 +82,18 @@ def _take_local(lock, record: str) -> None:
     raise WorkdirLockedError(f"{lock}: could not take the lock; another run keeps taking it")
 
 
+def _lease_over(holder: dict) -> bool:
+    """Whether an object-storage lock belongs to a run that is gone."""
+    if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", -1))):
+        return True
+    return time.time() - float(holder.get("renewed", 0)) > LEASE_SECONDS
+
+
 def _take_object_store(lock, record: str, token: str) -> None:
     if lock.exists():
-        _refuse(lock, _holder(lock.read_text()))
+        holder = _holder(lock.read_text())
+        if holder and not _lease_over(holder):
+            _refuse(lock, holder)
     lock.write_text(record)
     time.sleep(OBJECT_STORE_SETTLE_SECONDS)
     holder = _holder(lock.read_text())
@@ -94,14 +108,32 @@ def hold(directory: storage.PathLike, command: str) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     lock = directory / LOCK_FILE
     token = uuid.uuid4().hex
-    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                         "command": command, "token": token})
+
+    def record() -> str:
+        return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "command": command, "token": token, "renewed": time.time()})
+
+    stop = threading.Event()
+    renewer = None
     if storage.is_local(lock):
-        _take_local(lock, record)
+        _take_local(lock, record())
     else:
-        _take_object_store(lock, record, token)
+        _take_object_store(lock, record(), token)
+        renewer = threading.Thread(target=_renew, args=(lock, record, token, stop), daemon=True)
+        renewer.start()
     try:
         yield
     finally:
+        stop.set()
+        if renewer is not None:
+            renewer.join()
         if lock.exists() and _holder(lock.read_text()).get("token") == token:
             lock.unlink()
+
+
+def _renew(lock, record, token: str, stop: threading.Event) -> None:
+    """Rewrites an object-storage lock every quarter lease while it is still ours."""
+    while not stop.wait(LEASE_SECONDS / 4):
+        if _holder(lock.read_text() if lock.exists() else "").get("token") != token:
+            return
+        lock.write_text(record())

@@ -2,7 +2,9 @@
 
 The JSONL file is the record the analysis code and tests read; TensorBoard events
 (``WORKDIR/tensorboard/``, written by tensorboardX, which needs no TensorFlow) are for
-watching a run. Only process 0 writes, so a multi-host job logs once.
+watching a run, and are written for local workdirs only (tensorboardX's ``gs://`` writer
+re-uploads a growing object with the google-cloud-storage client; metrics.jsonl holds the
+same scalars). Only process 0 writes, so a multi-host job logs once.
 
 Resume and kills. Lines are appended and flushed one at a time, so a kill loses at most the
 line being written; :func:`read_metrics` skips a torn last line (and only the last).
@@ -62,7 +64,7 @@ class MetricsWriter:
       workdir: the run's directory.
       resume_step: when resuming from a checkpoint at this step, lines with ``step >
         resume_step`` are dropped (see the module docstring); None starts a new file.
-      tensorboard: also write TensorBoard events.
+      tensorboard: also write TensorBoard events (local workdirs only).
     """
 
     def __init__(self, workdir: str | os.PathLike, *, resume_step: int | None = None,
@@ -77,7 +79,7 @@ class MetricsWriter:
         self._lines = [storage.dumps_json(r) + "\n" for r in read_metrics(self.workdir)
                        if resume_step is not None and r.get("step", 0) <= resume_step]
         storage.write_text_atomic(self.path, "".join(self._lines))
-        if tensorboard:
+        if tensorboard and storage.is_local(self.workdir):
             from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
             self._tb = SummaryWriter(str(self.workdir / "tensorboard"), purge_step=resume_step)
         self._file = self.path.open("a") if storage.is_local(self.path) else None

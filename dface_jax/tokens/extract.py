@@ -5,7 +5,6 @@ The result is the token cache (:mod:`dface_jax.tokens.cache`) that every LOSO sw
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -13,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from data_pipelines import storage
 from dface_jax.runtime.batching import pad_rows
 
 
@@ -127,11 +127,12 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
     return cache
 
 
-def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_dir: str | pathlib.Path,
+def extract_dataset(tokenizer_workdir: storage.PathLike, dataset: str, data_dir: storage.PathLike,
                     *, batch_size: int = 64, difference_size: int = 32,
                     build_config: str | None = None, keep_frames: bool = False
                     ) -> dict[str, np.ndarray]:
-    """The token cache of a built MER dataset (``load_mer_source(dataset, data_dir)``)."""
+    """The token cache of a built MER dataset (``load_mer_source(dataset, data_dir)``);
+    the tokenizer workdir and the data dir may be local or ``gs://``."""
     from data_pipelines.me.datasets import load_mer_source
     from dface_jax.workdir import restore_tokenizer
 
@@ -149,7 +150,7 @@ def extract_dataset(tokenizer_workdir: str | pathlib.Path, dataset: str, data_di
     apex_rule = source.summary.get("apex_rule") or source.build_dir.parent.name
     cache = extract_tokens(params, tok_config, source, label_names=source.label_names,
                            batch_size=batch_size, difference_size=difference_size,
-                           tokenizer_workdir=str(pathlib.Path(tokenizer_workdir).resolve()),
+                           tokenizer_workdir=storage.absolute(tokenizer_workdir),
                            apex_rule=str(apex_rule), keep_frames=keep_frames, progress=True)
-    cache["dataset_build"] = np.asarray(str(pathlib.Path(source.build_dir).resolve()))
+    cache["dataset_build"] = np.asarray(storage.absolute(source.build_dir))
     return cache
