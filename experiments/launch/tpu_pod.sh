@@ -10,7 +10,7 @@
 # from all hosts, each host saves its own Grain iterator position, process 0 alone writes
 # the config, manifest and metrics, and a preempted slice resumes from the bucket.
 # gs:// is tested against a fake bucket (tests/test_gcs.py), not a real one. Write the shards
-# once with `dface-jax prepare-voxceleb --out gs://...` (its input tree is local).
+# once with `dface-jax prepare-voxceleb --manual-dir VOX --data-dir gs://...` (its input tree is local).
 #
 #   TPU_NAME=my-v5e-32 ZONE=us-west4-a SHARDS=gs://my-bucket/voxceleb \
 #     WORKDIR=gs://my-bucket/runs/tok experiments/launch/tpu_pod.sh
