@@ -38,6 +38,7 @@ COMMANDS = {
     "import-torch": "import_torch",
     "report": "report",
     "quickstart": "quickstart",
+    "plan": "plan",
 }
 
 _HELP = {
@@ -52,6 +53,7 @@ _HELP = {
     "import-torch": "convert the authors' released PyTorch checkpoint into a workdir",
     "report": "rebuild the pictures and index.html of a finished run",
     "quickstart": "the whole method on synthetic data in one command",
+    "plan": "compile a run's programs for a TPU slice: memory, FLOPs and XLA's time estimates",
 }
 EXIT_INPUT_ERROR = 2
 

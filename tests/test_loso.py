@@ -99,6 +99,36 @@ def test_vmapped_sweep_equals_sequential_reference():
     assert not np.allclose(kernel[0], kernel[1])
 
 
+def test_pad_folds_repeats_fold_zero_up_to_a_multiple():
+    held_out, folds = folds_lib.make_folds(["a", "b", "c", "a", "b"])
+    keys = folds_lib.fold_keys(0, 3)
+    padded_keys, padded = sweep.pad_folds(keys, folds, 4)
+    assert padded_keys.shape == (4, 2) and padded.train_mask.shape == (4, 5)
+    np.testing.assert_array_equal(padded_keys[:3], keys)
+    np.testing.assert_array_equal(padded_keys[3], keys[0])
+    for real, longer in zip(folds, padded):
+        np.testing.assert_array_equal(longer[:3], real)
+        np.testing.assert_array_equal(longer[3], real[0])
+    same_keys, same = sweep.pad_folds(keys, folds, 3)  # already a multiple: unchanged
+    assert same is folds and same_keys is keys
+
+
+def test_bfloat16_classifier_sweep_mostly_agrees_with_float32():
+    data, subjects = _random_task(num_subjects=4, clips_per_subject=6, dim=32)
+    config = step.LosoTrainConfig(epochs=3, batch_size=4, edclip_weight=0.0)
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        classifier = ClassifierConfig(num_classes=3, input_dim=32, dim=32, depth=1, heads=2,
+                                      mlp_dim=32, dropout=0.0, text_dim=8, dtype=dtype)
+        runs[dtype] = sweep.train_folds(step.LosoModel(TokenClassifier(classifier), 3), config,
+                                        data, subjects)
+    full, half = runs["float32"].epoch_logits[-1], runs["bfloat16"].epoch_logits[-1]
+    assert not np.array_equal(full, half)  # bf16 really ran
+    # Same folds, same keys; rounding to bf16 moves the logits a little after 3 epochs.
+    assert np.mean(full.argmax(-1) == half.argmax(-1)) >= 0.8
+    assert np.max(np.abs(full - half)) < 0.1 * np.max(np.abs(full)) + 0.05
+
+
 def test_learnable_task_high_uf1_and_oracle_not_below_honest():
     rng = np.random.default_rng(0)
     num_subjects, per_subject = 6, 12

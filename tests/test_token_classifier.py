@@ -137,3 +137,32 @@ def test_learns_a_position_dependent_task():
     for _ in range(100):
         params, state, loss = step(params, state)
     assert float(loss) < 0.5 * first
+
+
+def test_bfloat16_compute_is_close_to_float32_and_keeps_float32_params():
+    # Released sizes (dim 512, 2 layers, 8 heads) on random action vectors: bf16 rounds the
+    # matmuls' inputs to 8 bits of mantissa (relative 2^-9 = 0.2%) over 2 layers.
+    sizes = dict(num_classes=3, seq_len=16, input_dim=512, text_dim=64)
+    inputs = jax.random.normal(jax.random.PRNGKey(1), (32, 16, 512))
+    full = TokenClassifier(ClassifierConfig(**sizes))
+    half = TokenClassifier(ClassifierConfig(**sizes, dtype="bfloat16"))
+    variables = full.init(jax.random.PRNGKey(0), inputs)
+    # Same parameter tree, all float32, whatever the compute dtype.
+    half_shapes = jax.eval_shape(half.init, jax.random.PRNGKey(0), inputs)
+    assert jax.tree.structure(half_shapes) == jax.tree.structure(variables)
+    assert {leaf.dtype for leaf in jax.tree.leaves(half_shapes)} == {jnp.dtype(jnp.float32)}
+    reference, rounded = full.apply(variables, inputs), half.apply(variables, inputs)
+    for name in ("logits", "text_features", "attention"):
+        assert rounded[name].dtype == jnp.float32, name
+    scale = float(jnp.max(jnp.abs(reference["logits"])))
+    error = float(jnp.max(jnp.abs(rounded["logits"] - reference["logits"])))
+    assert 0 < error < 0.03 * scale, (error, scale)  # stated tolerance: 3% of the logits' range
+    np.testing.assert_allclose(rounded["attention"], reference["attention"], atol=0.02)
+    assert np.mean(np.argmax(rounded["logits"], -1) == np.argmax(reference["logits"], -1)) >= 0.9
+
+
+def test_compute_dtype_defaults_to_float32_and_refuses_others():
+    # float32 equals the release bit for bit: tests/test_parity_classifier.py.
+    assert ClassifierConfig().dtype == "float32"
+    with pytest.raises(ConfigError, match="dtype"):
+        ClassifierConfig.from_dict(dict(TINY, dtype="float16"))

@@ -14,6 +14,7 @@ import io
 import time
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -151,8 +152,10 @@ def run_loso(config, cache: dict, workdir, *, text_encoder_dir: str | None = Non
             log(f"warning: {text['warning']}")
         start = time.perf_counter()
         anchors = None if experiment.anchors is None else jnp.asarray(experiment.anchors)
+        # Several local devices (a GPU host, a TPU VM) split the folds between them.
+        devices = jax.local_devices() if jax.local_device_count() > 1 else None
         run = train_folds(experiment.model, experiment.train_config, experiment.data,
-                          cache["subjects"], anchors, progress=True)
+                          cache["subjects"], anchors, progress=True, devices=devices)
         seconds = time.perf_counter() - start
         results = summarize_run(run, cache, experiment, config)
         results["train_seconds"] = round(seconds, 2)

@@ -4,7 +4,9 @@ another (the reference the vmapped sweep is tested against).
 All folds train together: one pure per-fold program (init, then a ``lax.scan`` over
 epochs, each a ``lax.scan`` over steps followed by an evaluation of the held-out clips) is
 ``jax.vmap``-ed over the fold axis and ``jax.jit``-compiled once, so a 68-fold sweep is one
-XLA program instead of a Python loop over 68 trainings. :func:`train_folds_sequential`
+XLA program instead of a Python loop over 68 trainings. Given several devices (an 8-GPU
+host, a TPU slice), the fold axis is split over a ``folds`` mesh axis: each device trains
+its share of the folds in the same program (:func:`sweep_program`). :func:`train_folds_sequential`
 runs the same per-fold pieces with Python loops, one fold after another. The held-out
 clips of every fold are scored after every epoch (one small forward pass), so the
 protocol module can report the literature's oracle epoch beside the honest final epoch.
@@ -25,6 +27,7 @@ import numpy as np
 from dface_jax.loso.folds import FoldArrays, fold_keys, make_folds, steps_per_epoch
 from dface_jax.loso.step import (LosoData, LosoModel, LosoTrainConfig, fold_class_weights,
                                  fold_functions)
+from dface_jax.runtime import mesh as mesh_lib
 
 logger = logging.getLogger(__name__)
 
@@ -80,31 +83,36 @@ def _assemble(held_out, folds, params, test_logits, attention, train_loss, num_s
                    clip_attention, np.asarray(train_loss, np.float32), num_steps)
 
 
-def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subjects: Sequence[str],
-                anchors: jax.Array | None = None, timings: dict | None = None,
-                progress: bool = False) -> LosoRun:
-    """Trains every LOSO fold at once: one jit-compiled, fold-vmapped program.
+def pad_folds(keys: jax.Array, folds: FoldArrays, multiple: int) -> tuple[jax.Array, FoldArrays]:
+    """Pads the fold axis to a multiple of ``multiple`` (the devices the folds are split
+    over) by repeating fold 0. Folds are independent under ``vmap``, so a padding fold
+    changes no real fold's result; the caller drops the padding from the outputs.
 
-    Args:
-      model: the classifier (see :class:`LosoModel`).
-      config: optimisation and loss settings.
-      data: all N clips. subjects: [N] subject of each clip.
-      anchors: [K, D_text] EDCLIP text anchors (needed when ``config.edclip_weight > 0``).
-      timings: if a dict, receives ``compile_seconds`` and ``run_seconds`` (the program is
-        compiled ahead of time to separate them).
-      progress: log the compilation and show a bar of finished epochs (all folds advance
-        together; the program reports each epoch with ``jax.debug.callback``).
-    Returns:
-      A :class:`LosoRun`.
+    keys: [F, 2]; folds: :class:`FoldArrays` with leading axis F. Returns the same with
+    leading axis ``ceil(F / multiple) * multiple``."""
+    num_folds = keys.shape[0]
+    padding = -num_folds % multiple
+    if not padding:
+        return keys, folds
+    rows = np.concatenate([np.arange(num_folds), np.zeros(padding, np.int64)])
+    return jnp.asarray(keys)[rows], FoldArrays(*(np.asarray(a)[rows] for a in folds))
+
+
+def sweep_program(pieces, config: LosoTrainConfig, num_classes: int,
+                  mesh: jax.sharding.Mesh | None = None, on_epoch=None):
+    """The one program of a sweep: every fold's init, ``config.epochs`` epochs of ``lax.scan`` over
+    steps and the held-out evaluation after each epoch, ``vmap``-ed over folds and jitted.
+
+    Called as ``program(keys [F, 2], train_mask [F, N], test_index [F, T], data, anchors,
+    pretrained)``; returns ``(params (leading axis F), test_logits [F, E, T, K], attention
+    [F, T, L] or None, train_loss [F, E])``. With ``mesh`` (one axis, see
+    ``runtime.mesh.make_mesh(devices, FOLDS_AXIS)``) the per-fold inputs and every output
+    are split along the fold axis over its devices and the shared data, anchors and
+    pretrained params are replicated, so each device trains F / devices folds with no
+    communication; F must then be a multiple of the device count (:func:`pad_folds`).
+    ``on_epoch(epoch)``, if given, is called from the program after each epoch (once or
+    once per device: it must be idempotent).
     """
-    held_out, folds = make_folds(subjects)
-    num_steps, pieces, keys = _prepare(model, config, data, folds)
-    num_classes = model.num_classes
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=config.epochs, desc=f"LOSO, {len(held_out)} folds", unit="epoch",
-                   dynamic_ncols=True, delay=0.1)
 
     def run_fold(fold_key, train_mask, test_index, data, anchors, pretrained):
         weights = fold_class_weights(config, train_mask, data.labels, num_classes)
@@ -116,8 +124,8 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
             batch_indices = pieces.batches(fold_key, epoch, train_mask)
             state, losses = jax.lax.scan(one_step, state, batch_indices)
             logits = pieces.evaluate(state.params, test_index, data)["logits"]
-            if bar is not None:  # the epoch index is not batched: one call per epoch
-                jax.debug.callback(lambda _: bar.update(1), epoch)
+            if on_epoch is not None:  # the epoch index is not batched: one call per epoch
+                jax.debug.callback(on_epoch, epoch)
             return state, (losses.mean(), logits)
 
         state = pieces.init(fold_key, pretrained)
@@ -125,23 +133,68 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
         final = pieces.evaluate(state.params, test_index, data)
         return state.params, epoch_logits, final.get("attention"), epoch_loss
 
-    sweep = jax.jit(jax.vmap(run_fold, in_axes=(0, 0, 0, None, None, None)))
-    arguments = (keys, jnp.asarray(folds.train_mask), jnp.asarray(folds.test_index), data, anchors,
-                 model.pretrained)
+    vmapped = jax.vmap(run_fold, in_axes=(0, 0, 0, None, None, None))
+    if mesh is None:
+        return jax.jit(vmapped)
+    per_fold, shared = mesh_lib.leading_axis_sharded(mesh), mesh_lib.replicated(mesh)
+    return jax.jit(vmapped, in_shardings=(per_fold, per_fold, per_fold, shared, shared, shared),
+                   out_shardings=per_fold)
+
+
+def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subjects: Sequence[str],
+                anchors: jax.Array | None = None, timings: dict | None = None,
+                progress: bool = False, devices: Sequence[jax.Device] | None = None) -> LosoRun:
+    """Trains every LOSO fold at once: one jit-compiled, fold-vmapped program.
+
+    Args:
+      model: the classifier (see :class:`LosoModel`).
+      config: optimisation and loss settings.
+      data: all N clips. subjects: [N] subject of each clip.
+      anchors: [K, D_text] EDCLIP text anchors (needed when ``config.edclip_weight > 0``).
+      timings: if a dict, receives ``compile_seconds`` and ``run_seconds`` (the program is
+        compiled ahead of time to separate them).
+      progress: log the compilation and show a bar of finished epochs (all folds advance
+        together; the program reports each epoch with ``jax.debug.callback``).
+      devices: split the folds over these devices (a ``folds`` mesh axis; the fold axis is
+        padded to a multiple of their count and the padding dropped from the results).
+        None: one device, no sharding.
+    Returns:
+      A :class:`LosoRun`.
+    """
+    held_out, folds = make_folds(subjects)
+    num_steps, pieces, keys = _prepare(model, config, data, folds)
+    bar = on_epoch = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=config.epochs, desc=f"LOSO, {len(held_out)} folds", unit="epoch",
+                   dynamic_ncols=True, delay=0.1)
+
+        def on_epoch(epoch):  # idempotent: each device of a sharded sweep may report it
+            bar.update(max(0, int(epoch) + 1 - bar.n))
+
+    mesh = None if devices is None else mesh_lib.make_mesh(list(devices), mesh_lib.FOLDS_AXIS)
+    padded_keys, padded = (keys, folds) if mesh is None else pad_folds(keys, folds, mesh.size)
+    sweep = sweep_program(pieces, config, model.num_classes, mesh, on_epoch)
+    arguments = (padded_keys, jnp.asarray(padded.train_mask), jnp.asarray(padded.test_index),
+                 data, anchors, model.pretrained)
     start = time.perf_counter()
     if progress:
-        logger.info("compiling the sweep of %d folds x %d epochs x %d steps", len(held_out),
-                    config.epochs, num_steps)
+        logger.info("compiling the sweep of %d folds x %d epochs x %d steps%s", len(held_out),
+                    config.epochs, num_steps,
+                    "" if mesh is None else f" over {mesh.size} devices")
     compiled = sweep.lower(*arguments).compile()
     compiled_at = time.perf_counter()
     try:
-        params, test_logits, attention, train_loss = jax.block_until_ready(compiled(*arguments))
+        outputs = jax.block_until_ready(compiled(*arguments))
     finally:
         if bar is not None:
             bar.close()
     if timings is not None:
         timings.update(compile_seconds=compiled_at - start,
                        run_seconds=time.perf_counter() - compiled_at)
+    # Padding folds (a multiple of the device count) are dropped here.
+    params, test_logits, attention, train_loss = jax.tree.map(
+        lambda x: np.asarray(x)[:len(held_out)], outputs)
     return _assemble(held_out, folds, params, test_logits, attention, train_loss, num_steps,
                      data.labels.shape[0])
 

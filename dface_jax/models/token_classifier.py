@@ -13,6 +13,12 @@ the default here and is proven equal to it by ``tests/test_parity_classifier.py`
 
 Pooling weights (``ClassifierConfig.pooling``): softmax (the release), sparsemax,
 entmax-1.5 or mean (the ablation); see :mod:`dface_jax.models.pooling`.
+
+Precision (``ClassifierConfig.dtype``): "float32" everywhere (the default, the release), or
+"bfloat16" for the matmuls of the token embedding and the encoder layers (the Dense layers
+and the attention's dot products) on accelerators. Parameters stay float32 either way; the
+residual stream, LayerNorms, attention softmax, pooling and both heads stay float32, so
+only the matmuls' inputs are rounded.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import jax.numpy as jnp
 from dface_jax.configs import dataclass_from_dict
 from dface_jax.models.pooling import POOLINGS, TORCH_LAYER_NORM_EPS, AttentionPooling
 
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
@@ -36,7 +44,8 @@ class ClassifierConfig:
     num_classes: K logits. seq_len: number of action tokens (16). input_dim: width of the
     action vectors the tokenizer hands over (512). dim / depth / heads / mlp_dim / dropout:
     the Transformer encoder. text_dim: width of the text anchors (768 for CLIP ViT-L/14).
-    pooling: one of ``POOLINGS``.
+    pooling: one of ``POOLINGS``. dtype: compute dtype of the encoder's matmuls (module
+    docstring); parameters are float32 either way.
     """
 
     num_classes: int = 3
@@ -49,8 +58,12 @@ class ClassifierConfig:
     dropout: float = 0.2
     text_dim: int = 768
     pooling: str = "softmax"
+    dtype: str = "float32"
 
     def __post_init__(self):
+        if self.dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"ClassifierConfig.dtype={self.dtype!r}; expected one of "
+                             f"{tuple(COMPUTE_DTYPES)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"ClassifierConfig.pooling={self.pooling!r}; expected one of {POOLINGS}")
         if self.dim % self.heads:
@@ -71,10 +84,16 @@ class ClassifierConfig:
         return dataclasses.asdict(self)
 
 
-def _dense(features: int, name: str) -> nn.Dense:
+def _dense(features: int, name: str, dtype: Any = None) -> nn.Dense:
     # The release re-initialises every Linear with Xavier-uniform weights and zero biases.
+    # dtype None keeps Flax's inference from the (float32) inputs and params: the release.
     return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(),
-                    bias_init=nn.initializers.zeros, name=name)
+                    bias_init=nn.initializers.zeros, dtype=dtype, name=name)
+
+
+def _compute_dtype(name: str) -> Any:
+    """None for float32 (the code path of the release, unchanged), else the jnp dtype."""
+    return None if name == "float32" else COMPUTE_DTYPES[name]
 
 
 def _layer_norm(name: str) -> nn.LayerNorm:
@@ -93,6 +112,7 @@ class QKVProjection(nn.Module):
     """
 
     dim: int
+    dtype: Any = None  # compute dtype of the projection; None = the inputs' (float32)
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -101,6 +121,8 @@ class QKVProjection(nn.Module):
                             (tokens.shape[-1], 3 * self.dim))
         bias = self.param("bias", nn.initializers.zeros, (3 * self.dim,))
         bias = jnp.asarray(bias).at[self.dim:2 * self.dim].set(0.0)
+        if self.dtype is not None:
+            tokens, kernel, bias = (x.astype(self.dtype) for x in (tokens, kernel, bias))
         return tokens @ kernel + bias
 
 
@@ -114,20 +136,25 @@ class SelfAttention(nn.Module):
     dim: int
     heads: int
     dropout: float
+    dtype: Any = None  # compute dtype of the matmuls; None = the inputs' (float32)
 
     @nn.compact
     def __call__(self, tokens: jax.Array, *, train: bool) -> jax.Array:
         """tokens [B, L, dim] -> [B, L, dim]."""
         batch, length, _ = tokens.shape
         head_dim = self.dim // self.heads
-        qkv = QKVProjection(self.dim, name="qkv")(tokens)
+        qkv = QKVProjection(self.dim, dtype=self.dtype, name="qkv")(tokens)
         qkv = qkv.reshape(batch, length, 3, self.heads, head_dim)
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)
+        if self.dtype is not None:  # the softmax in float32: bf16 would round the weights
+            scores = scores.astype(jnp.float32)
         weights = jax.nn.softmax(scores, axis=-1)
         weights = nn.Dropout(self.dropout, deterministic=not train)(weights)
+        if self.dtype is not None:
+            weights = weights.astype(self.dtype)
         attended = jnp.einsum("bhqk,bkhd->bqhd", weights, value).reshape(batch, length, self.dim)
-        return _dense(self.dim, "out")(attended)
+        return _dense(self.dim, "out", self.dtype)(attended)
 
 
 class EncoderLayer(nn.Module):
@@ -140,17 +167,18 @@ class EncoderLayer(nn.Module):
     heads: int
     mlp_dim: int
     dropout: float
+    dtype: Any = None  # compute dtype of the matmuls; None = the inputs' (float32)
 
     @nn.compact
     def __call__(self, tokens: jax.Array, *, train: bool) -> jax.Array:
-        """tokens [B, L, dim] -> [B, L, dim]."""
+        """tokens [B, L, dim] -> [B, L, dim] (float32 residual stream whatever ``dtype``)."""
         deterministic = not train
-        attended = SelfAttention(self.dim, self.heads, self.dropout, name="self_attn")(
+        attended = SelfAttention(self.dim, self.heads, self.dropout, self.dtype, name="self_attn")(
             _layer_norm("norm1")(tokens), train=train)
         tokens = tokens + nn.Dropout(self.dropout, deterministic=deterministic)(attended)
-        hidden = nn.relu(_dense(self.mlp_dim, "linear1")(_layer_norm("norm2")(tokens)))
+        hidden = nn.relu(_dense(self.mlp_dim, "linear1", self.dtype)(_layer_norm("norm2")(tokens)))
         hidden = nn.Dropout(self.dropout, deterministic=deterministic)(hidden)
-        hidden = _dense(self.dim, "linear2")(hidden)
+        hidden = _dense(self.dim, "linear2", self.dtype)(hidden)
         return tokens + nn.Dropout(self.dropout, deterministic=deterministic)(hidden)
 
 
@@ -178,14 +206,16 @@ class TokenClassifier(nn.Module):
             raise ValueError(
                 f"TokenClassifier expects action_vectors [B, {config.seq_len}, {config.input_dim}], "
                 f"got {tuple(action_vectors.shape)}")
-        tokens = _dense(config.dim, "token_embed")(action_vectors)
+        dtype = _compute_dtype(config.dtype)
+        # float32 residual stream: a bf16 matmul's output is added to float32 values.
+        tokens = _dense(config.dim, "token_embed", dtype)(action_vectors).astype(jnp.float32)
         # torch.randn(1, seq_len, dim) in the release.
         position_embedding = self.param("pos_embed", nn.initializers.normal(stddev=1.0),
                                         (1, config.seq_len, config.dim))
         tokens = tokens + position_embedding
         for index in range(config.depth):
             tokens = EncoderLayer(config.dim, config.heads, config.mlp_dim, config.dropout,
-                                  name=f"layers_{index}")(tokens, train=train)
+                                  dtype, name=f"layers_{index}")(tokens, train=train)
         # "sparse_pool" is the release's name for these parameters (checkpoint import).
         pooled, attention, pooling_entropy = AttentionPooling(
             config.dim, config.pooling, name="sparse_pool")(tokens)

@@ -16,12 +16,18 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+# The LOSO sweep's mesh axis: each device trains its share of the folds.
+FOLDS_AXIS = "folds"
 
 
-def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-    """A 1D mesh over ``devices`` (default: all devices of all processes) named ``data``."""
+def make_mesh(devices: list[jax.Device] | None = None, axis: str = DATA_AXIS) -> Mesh:
+    """A 1D mesh over ``devices`` (default: all devices of all processes) named ``axis``.
+
+    ``devices`` may be compile-only devices of an accelerator topology
+    (``jax.experimental.topologies``), which is how ``dface-jax plan`` compiles a run's
+    programs for a TPU slice this host does not have."""
     devices = jax.devices() if devices is None else devices
-    return Mesh(np.asarray(devices), (DATA_AXIS,))
+    return Mesh(np.asarray(devices), (axis,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -32,6 +38,12 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharded(mesh: Mesh) -> NamedSharding:
     """Sharding for ``[B, ...]`` arrays split along the batch over the ``data`` axis."""
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def leading_axis_sharded(mesh: Mesh) -> NamedSharding:
+    """Sharding for ``[F, ...]`` arrays split along their first axis over the mesh's only
+    axis (the LOSO folds over ``folds``)."""
+    return NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
 
 
 def check_global_batch_size(global_batch_size: int, mesh: Mesh) -> int:

@@ -7,7 +7,9 @@ Variants (``loso_composite.py:<arg>``):
   * none: the released D-FACE settings (``ClassifierConfig`` and ``LosoTrainConfig``
     defaults: dim 512, 2 layers, 8 heads, softmax pooling with the entropy penalty,
     EDCLIP weight 0.3, AdamW 2e-4, batch 16, 120 epochs). On a 2-core CPU a 68-fold sweep
-    of this takes hours: it is the GPU/TPU setting.
+    of this takes hours: it is the GPU/TPU setting, so its classifier computes its matmuls
+    in bfloat16 (params float32; ``--config.classifier.dtype=float32`` is the release's
+    precision, and what ``synth`` and ``tiny`` use on CPU, where bf16 is emulated).
   * ``synth``: the same method at CPU scale for SynthFACS (dim 32, 4 heads, FFN 64, 10
     epochs at lr 1e-3 because the schedule is short; pixel CNN 8/16/32 channels with a
     stride-2 first conv). Chosen so that ``compare``'s 15 sweeps (5 models x 3 seeds) fit
@@ -50,6 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.pixel = section(PixelBaselineConfig, exclude=("num_classes",))
     config.train = section(LosoTrainConfig)
     config.compare = ml_collections.ConfigDict(dict(seeds=(0, 1, 2)))
+    if arg is None:
+        config.classifier.dtype = "bfloat16"
     if arg == "synth":
         config.classifier.update(dim=32, heads=4, mlp_dim=64)
         config.pixel.update(features=(8, 16, 32), stem_stride=2)  # 4x fewer FLOPs
