@@ -14,6 +14,9 @@ Variants (``loso_composite.py:<arg>``):
     epochs at lr 1e-3 because the schedule is short; pixel CNN 8/16/32 channels with a
     stride-2 first conv). Chosen so that ``compare``'s 15 sweeps (5 models x 3 seeds) fit
     well under an hour on a 2-core CPU; not tuned to the results.
+  * ``synth_cosine30``: ``synth`` with the learning rate decayed to 0 by a cosine over 30
+    epochs: the schedule chosen on the WarpFaces validation renderer for a stable honest
+    (final-epoch) score, 3x the cost of ``synth`` (docs/results/heldout_renderer.md).
   * ``tiny``: a few-second configuration for tests.
 Ablations are overrides of one field: ``train.edclip_weight=0``, ``classifier.pooling=mean``,
 ``token_order=shuffled_per_clip``, and ``model=pixel`` (with ``train.edclip_weight=0``).
@@ -26,7 +29,7 @@ from dface_jax.loso.step import LosoTrainConfig
 from dface_jax.models.pixel_baseline import PixelBaselineConfig
 from dface_jax.models.token_classifier import ClassifierConfig
 
-VARIANTS = (None, "synth", "tiny")
+VARIANTS = (None, "synth", "synth_cosine30", "tiny")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -54,10 +57,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.compare = ml_collections.ConfigDict(dict(seeds=(0, 1, 2)))
     if arg is None:
         config.classifier.dtype = "bfloat16"
-    if arg == "synth":
+    if arg in ("synth", "synth_cosine30"):
         config.classifier.update(dim=32, heads=4, mlp_dim=64)
         config.pixel.update(features=(8, 16, 32), stem_stride=2)  # 4x fewer FLOPs
         config.train.update(epochs=10, learning_rate=1e-3)
+    if arg == "synth_cosine30":
+        config.train.update(epochs=30, lr_schedule="cosine")
     elif arg == "tiny":
         config.classifier.update(dim=16, depth=1, heads=2, mlp_dim=32)
         config.pixel.features = (4, 8)
