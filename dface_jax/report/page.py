@@ -14,9 +14,13 @@ Where each picture's arrays come from:
   * confusion matrices (overall and per dataset): the LOSO run's ``predictions.npz``;
   * pooling weights per class: ``predictions.npz`` ``attention`` (each clip scored by the
     fold that held it out);
-  * transfer grid (the slide's experiment): for one clip per class, the ``top_k``
-    most-attended token positions are applied to new SynthFACS neutral faces; the other
-    positions get the new face's own "no action" tokens (``Tokenizer.transfer(keep=...)``).
+  * transfer grid (the slide's experiment): for the clips of each class whose pooling is
+    most concentrated, the ``top_k`` most-attended rows of the decoder context (the rows the
+    classifier's pooling weighs) are applied to new SynthFACS neutral faces; the other rows
+    are the new face's own "no action" context (``Tokenizer.transfer(keep=...)``). With the
+    released token layout a row is not a token (each row holds part of every code), so rows,
+    not token indices, are what is kept. Under each face, its amplified difference from the
+    neutral face shows what moved.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ PICTURES = {
     "position_frequency": "Per-position token frequency",
     "confusion_matrices": "LOSO confusion matrices",
     "pooling_weights": "Sparse pooling weights per class",
-    "transfer_grid": "Most-attended tokens of a clip applied to new faces",
+    "transfer_grid": "Most-attended part of a clip's action applied to new faces",
     "loso_curves": "LOSO training curves",
 }
 
@@ -129,6 +133,17 @@ def _transfer_clips(labels: np.ndarray, attention: np.ndarray, per_class: int = 
         order = np.argsort(-attention[members].max(axis=1), kind="stable")
         chosen.extend(int(i) for i in members[order[:per_class]])
     return chosen
+
+
+def most_attended_rows(attention: np.ndarray, top_k: int) -> np.ndarray:
+    """bool ``[B, L]``: each clip's ``top_k`` largest pooling weights (ties: the earlier
+    row). The pooling weights rows of the decoder context (the classifier's action
+    vectors), which are tokens only in the clean layout (``Tokenizer.transfer``)."""
+    attention = np.asarray(attention)
+    keep = np.zeros(attention.shape, dtype=bool)
+    order = np.argsort(-attention, axis=1, kind="stable")[:, :top_k]
+    np.put_along_axis(keep, order, True, axis=1)
+    return keep
 
 
 class _Report:
@@ -283,9 +298,7 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
         return
     attention = predictions["attention"]
     chosen = _transfer_clips(predictions["labels"], attention)
-    keep = np.zeros((len(chosen), action_tokens.shape[1]), dtype=bool)
-    for row, clip in enumerate(chosen):
-        keep[row, np.argsort(-attention[clip], kind="stable")[:top_k]] = True
+    keep = most_attended_rows(attention[chosen], top_k)
     size, channels = _image_shape(tokenizer)
     faces = _neutral_faces(size, channels, num_faces)
     transferred = np.stack([
@@ -294,7 +307,16 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
     names = predictions["label_names"]
     titles = [f"{clip_ids[c]}\n{names[predictions['labels'][c]]}" for c in chosen]
     report.add("transfer_grid", figures.plot_transfer_grid(
-        faces, transferred, report.path("transfer_grid"), clip_titles=titles))
+        faces, transferred, report.path("transfer_grid"), clip_titles=titles,
+        title=transfer_title(tokenizer.config, top_k)))
+
+
+def transfer_title(tokenizer_config: Any, top_k: int) -> str:
+    """What the transfer grid keeps of each clip's action, in the tokenizer's layout."""
+    if tokenizer_config.released_token_layout:
+        return (f"The {top_k} most-attended decoder-context rows of each clip applied to new "
+                "faces (released token layout: each row holds part of all 16 tokens)")
+    return f"The {top_k} most-attended tokens of each clip applied to new faces"
 
 
 def _results(loso: pathlib.Path | None) -> dict | None:
