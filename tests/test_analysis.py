@@ -180,7 +180,8 @@ def test_transfer_under_the_released_layout_keeps_context_rows_not_tokens(tmp_pa
 
     from dface_jax.analysis import load_tokenizer
     from dface_jax.models.tokenizer import TokenizerConfig, init_tokenizer
-    from dface_jax.report.page import most_attended_rows, transfer_title
+    from dface_jax.report.page import (most_attended_rows, pooling_position_label,
+                                       transfer_title)
     from dface_jax.workdir import write_tokenizer
 
     settings = dict(TINY_TOKENIZER, released_token_layout=True)
@@ -208,6 +209,9 @@ def test_transfer_under_the_released_layout_keeps_context_rows_not_tokens(tmp_pa
     assert np.abs(transferred - tokens_kept).max() > 1e-4
     assert "decoder-context rows" in transfer_title(tok.config, 2)
     assert "tokens" in transfer_title(TokenizerConfig.from_dict(TINY_TOKENIZER), 2)
+    # The pooling picture's axis: rows under this layout, token positions otherwise.
+    assert pooling_position_label(tok.config).startswith("decoder-context row")
+    assert pooling_position_label(TokenizerConfig.from_dict(TINY_TOKENIZER)) == "token position"
 
 
 def test_transfer_grid_has_an_amplified_difference_row(tmp_path):

@@ -174,12 +174,15 @@ def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], label_names: Seq
 
 
 def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
-                         label_names: Sequence[str], path: PathLike) -> pathlib.Path:
+                         label_names: Sequence[str], path: PathLike, *,
+                         position_label: str = "token position") -> pathlib.Path:
     """Sparse pooling weights over the 16 token positions, mean ± std per class.
 
     Args:
       attention: float ``[N, 16]`` pooling weights (rows sum to 1).
       labels: int ``[N]`` class indices into ``label_names``.
+      position_label: what a position is (the x axis): a token, or with the released token
+        layout a decoder-context row that mixes all 16 tokens.
     """
     attention = np.asarray(attention, dtype=np.float64)
     labels = np.asarray(labels)
@@ -196,7 +199,7 @@ def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
         ax.bar(positions + (index - (len(label_names) - 1) / 2) * width, rows.mean(axis=0),
                width, yerr=rows.std(axis=0), capsize=1.5, label=f"{name} (n={len(rows)})")
     ax.set_xticks(positions)
-    ax.set_xlabel("token position")
+    ax.set_xlabel(position_label)
     ax.set_ylabel("pooling weight")
     ax.legend(fontsize=8)
     ax.set_title("Sparse attention pooling weights per class (mean ± std over clips)",

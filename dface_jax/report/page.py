@@ -188,7 +188,8 @@ def build_report(out_dir: PathLike, *, pretrain: PathLike | None = None,
     tokenizer, tokenizer_problem = _usable_tokenizer(pretrain)
     _curves(report, "pretrain_curves", pretrain, "Tokenizer pretraining")
     _tokenizer_pictures(report, tokenizer, tokens, tokenizer_problem)
-    predictions = _loso_pictures(report, loso)
+    predictions = _loso_pictures(report, loso, pooling_position_label(
+        None if tokenizer is None else tokenizer.config))
     _transfer_picture(report, tokenizer, tokens, predictions, top_k, num_faces)
     _curves(report, "loso_curves", loso, "LOSO training")
     results = _results(loso)
@@ -264,7 +265,8 @@ def _tokenizer_pictures(report: _Report, tokenizer, tokens: PathLike | None,
         action_tokens, codebook_size, report.path("position_frequency")))
 
 
-def _loso_pictures(report: _Report, loso: pathlib.Path | None) -> dict | None:
+def _loso_pictures(report: _Report, loso: pathlib.Path | None,
+                   position_label: str = "token position") -> dict | None:
     if loso is None or not (loso / workdir_lib.PREDICTIONS_FILE).exists():
         reason = "no finished LOSO run"
         report.skip("confusion_matrices", reason)
@@ -278,7 +280,8 @@ def _loso_pictures(report: _Report, loso: pathlib.Path | None) -> dict | None:
         report.path("confusion_matrices")))
     if predictions["attention"].shape[-1] > 0:
         report.add("pooling_weights", figures.plot_pooling_weights(
-            predictions["attention"], labels, names, report.path("pooling_weights")))
+            predictions["attention"], labels, names, report.path("pooling_weights"),
+            position_label=position_label))
     else:
         report.skip("pooling_weights", f"{loso} trained a model without attention pooling")
     return predictions
@@ -309,6 +312,17 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
     report.add("transfer_grid", figures.plot_transfer_grid(
         faces, transferred, report.path("transfer_grid"), clip_titles=titles,
         title=transfer_title(tokenizer.config, top_k)))
+
+
+def pooling_position_label(tokenizer_config: Any | None) -> str:
+    """The pooling picture's x axis: token positions, or with the released token layout
+    decoder-context rows (each mixes all 16 tokens). Without a tokenizer the layout is
+    unknown and the axis says so."""
+    if tokenizer_config is None:
+        return "position (token, or context row with the released token layout)"
+    if tokenizer_config.released_token_layout:
+        return "decoder-context row (released token layout: each mixes all 16 tokens)"
+    return "token position"
 
 
 def transfer_title(tokenizer_config: Any, top_k: int) -> str:
