@@ -4,6 +4,7 @@
     tokens = tok.encode(onset, apex)                 # int32 [B, 16]
     frames = tok.decode(onset, tokens)               # [B, H, W, C]
     moved = tok.transfer(tokens, new_faces)          # the clips' actions on other faces
+    part = tok.transfer(tokens, new_faces, keep=top)  # only the context rows in keep [B, 16]
     clf = load_classifier("runs/quick/loso", fold="casme2/sub01", tokenizer=tok)
     clf.predict(tokens)                              # int32 [B]
     clf.attention(tokens)                            # float32 [B, 16] pooling weights
@@ -55,6 +56,17 @@ def _as_tokens(tokens: Any) -> np.ndarray:
     return tokens.astype(np.int32)
 
 
+def mix_context_rows(clip_vectors: np.ndarray, other_vectors: np.ndarray,
+                     keep: np.ndarray) -> np.ndarray:
+    """[B, 16, D] decoder context: ``clip_vectors``' rows where ``keep`` [B, 16] is True,
+    ``other_vectors``' rows elsewhere."""
+    keep = np.asarray(keep, dtype=bool)
+    if keep.shape != clip_vectors.shape[:2] or other_vectors.shape != clip_vectors.shape:
+        raise ValueError(f"keep {keep.shape} must be [B, rows] of the contexts "
+                         f"{clip_vectors.shape} and {other_vectors.shape} (equal shapes)")
+    return np.where(keep[..., None], clip_vectors, other_vectors)
+
+
 class Tokenizer:
     """A restored C-VQ-VAE tokenizer: ``config`` (TokenizerConfig), ``params`` (numpy tree).
 
@@ -72,6 +84,8 @@ class Tokenizer:
         # The config is a frozen dataclass, so it can be closed over by jit.
         self._encode = jax.jit(lambda p, s, d: tokenizer_lib.encode_actions(p, config, s, d))
         self._decode = jax.jit(lambda p, s, t: tokenizer_lib.decode_actions(p, config, s, t))
+        self._decode_vectors = jax.jit(
+            lambda p, s, v: tokenizer_lib.decode_action_vectors(p, config, s, v))
         self._embed = jax.jit(lambda p, t: tokenizer_lib.embed_actions(p, config, t))
 
     def _frames(self, name: str, frames: Any) -> np.ndarray:
@@ -90,6 +104,14 @@ class Tokenizer:
         source, tokens = self._frames("source", source), _as_tokens(tokens)
         return apply_in_batches(lambda s, t: self._decode(self.params, s, t), source, tokens,
                                 batch_size=self.batch_size)
+
+    def decode_vectors(self, source: np.ndarray, action_vectors: np.ndarray) -> np.ndarray:
+        """Source frames ``[B, H, W, C]`` + decoder context ``[B, 16, D]`` (what :meth:`embed`
+        returns) -> driving frames ``[B, H, W, C]``."""
+        source = self._frames("source", source)
+        action_vectors = np.asarray(action_vectors, np.float32)
+        return apply_in_batches(lambda s, v: self._decode_vectors(self.params, s, v), source,
+                                action_vectors, batch_size=self.batch_size)
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         """Tokens ``[B, 16]`` -> the hard-quantized action vectors ``[B, 16, D]`` the
@@ -110,19 +132,25 @@ class Tokenizer:
         Args:
           tokens: ``[B, 16]`` (or one ``[16]``) tokens of clips.
           new_faces: ``[B, H, W, C]``, or one ``[H, W, C]`` face used for every clip.
-          keep: optional bool ``[B, 16]``: positions to transfer (e.g. the most-attended
-            ones); the other positions get the new face's own neutral tokens
-            (:meth:`neutral_tokens`), so only the kept part of the action moves the face.
+          keep: optional bool ``[B, 16]``: rows of the decoder context to transfer, e.g. the
+            most-attended ones (the classifier's attention pooling weighs these same rows:
+            it reads the context as its action vectors); the other rows are the new face's
+            own "no action" context (:meth:`embed` of :meth:`neutral_tokens`), so only the
+            kept part of the action moves the face. With the clean token layout row i is
+            token i alone, so this keeps tokens; with ``released_token_layout`` every row
+            holds part of all 16 codes (``models.tokenizer.released_layout``), so keeping
+            token i would change every row, and the rows, not tokens, are what is kept.
         Returns:
           ``[B, H, W, C]`` frames.
         """
         tokens, new_faces = _as_tokens(tokens), _as_frames("new_faces", new_faces)
         if len(new_faces) == 1 and len(tokens) > 1:
             new_faces = np.repeat(new_faces, len(tokens), axis=0)
+        vectors = self.embed(tokens)
         if keep is not None:
             keep = np.broadcast_to(np.asarray(keep, dtype=bool), tokens.shape)
-            tokens = np.where(keep, tokens, self.neutral_tokens(new_faces))
-        return self.decode(new_faces, tokens)
+            vectors = mix_context_rows(vectors, self.embed(self.neutral_tokens(new_faces)), keep)
+        return self.decode_vectors(new_faces, vectors)
 
 
 class Classifier:

@@ -49,7 +49,7 @@ _HELP = {
     "eval-tokenizer": "score a tokenizer on held-out synthetic faces",
     "extract-tokens": "encode every clip's (onset, apex) pair into 16 action tokens",
     "loso": "leave-one-subject-out training and evaluation from a token cache",
-    "compare": "D-FACE, ablations and the pixel baseline on the same folds, over seeds",
+    "compare": "D-FACE, ablations and baselines (pixel, STSTNet, OFF-ApexNet) on the same folds",
     "import-torch": "convert the authors' released PyTorch checkpoint into a workdir",
     "report": "rebuild the pictures and index.html of a finished run",
     "quickstart": "the whole method on synthetic data in one command",

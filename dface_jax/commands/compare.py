@@ -1,6 +1,7 @@
 """``dface-jax compare --config ... --tokens tokens.npz --workdir W --seeds 0,1,2``: D-FACE
 (honest and oracle epoch), its ablations (no EDCLIP, mean pooling, token order shuffled)
-and the pixel baseline on the same LOSO folds, each over the seeds; writes
+and the baselines (pixel CNN, STSTNet, OFF-ApexNet) on the same LOSO folds, each over the
+seeds; writes
 W/comparison.md and W/comparison.json (and one LOSO workdir per variant and seed)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 
 from dface_jax.commands.loso import add_run_arguments
 
-HELP = "D-FACE, ablations and the pixel baseline on the same folds, over seeds"
+HELP = "D-FACE, ablations and baselines (pixel, STSTNet, OFF-ApexNet) on the same folds"
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated training seeds (default: config.compare.seeds)")
     parser.add_argument("--variants", default=None,
                         help="comma-separated subset of dface,no_edclip,mean_pooling,"
-                             "shuffled_tokens,pixel (default: all)")
+                             "shuffled_tokens,pixel,ststnet,off_apexnet (default: all)")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:

@@ -1,10 +1,13 @@
 """``dface-jax extract-tokens --tokenizer W --data-dir DIR --dataset composite --out tokens.npz``:
-encode every clip's (onset, apex) pair with a frozen tokenizer into the LOSO token cache
-(see dface_jax/tokens/cache.py for the fields)."""
+encode every clip's (onset, apex) pair with a frozen tokenizer into the LOSO token cache,
+with the baselines' images (frame difference; optical flow and strain, OpenCV DIS; see
+dface_jax/tokens/cache.py for the fields)."""
 
 from __future__ import annotations
 
 import argparse
+
+from dface_jax.tokens.flow import FLOW_SIZE
 
 HELP = "encode every clip's (onset, apex) pair into 16 action tokens"
 
@@ -21,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--difference-size", type=int, default=32,
                         help="side of the stored apex-minus-onset image (pixel baseline input)")
+    parser.add_argument("--flow-size", type=int, default=FLOW_SIZE,
+                        help="side of the stored onset-apex optical flow and strain (STSTNet "
+                             "and OFF-ApexNet input; 28 as published)")
     parser.add_argument("--keep-frames", action="store_true",
                         help="also store every (onset, apex) pair (float16), which LOSO with "
                              "finetune_tokenizer=True needs")
@@ -37,7 +43,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     start = time.perf_counter()
     cache = extract_dataset(args.tokenizer, args.dataset, args.data_dir,
                             batch_size=args.batch_size, difference_size=args.difference_size,
-                            build_config=args.build_config, keep_frames=args.keep_frames)
+                            build_config=args.build_config, keep_frames=args.keep_frames,
+                            flow_size=args.flow_size)
     path = save_token_cache(args.out, cache)
     used = len(np.unique(cache["action_tokens"]))
     print(f"wrote {path}: {len(cache['labels'])} clips, {len(np.unique(cache['subjects']))} "

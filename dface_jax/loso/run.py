@@ -5,7 +5,9 @@ build and text encoder it read), ``config.json`` (resolved: the classifier field
 from the data filled in), ``results.json`` / ``results.md`` (honest and oracle-epoch
 scores, and the folds that diverged, if any), ``confusion.png``, ``folds.json``,
 ``metrics.jsonl`` (per-epoch curves), ``predictions.npz``, one checkpoint of every fold's
-parameters (leading fold axis) and, once all of that is written, ``completed.json``.
+parameters (leading fold axis; for a model with BatchNorm statistics, STSTNet, the
+checkpoint is ``{"params", "batch_stats"}``) and, once all of that is written,
+``completed.json``.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def write_workdir(workdir, run: LosoRun, cache: dict, results: dict) -> None:
     workdir = storage.as_path(workdir)
     labels = np.asarray(cache["labels"])
     subjects = np.asarray(cache["subjects"]).astype(str)
-    save_params(workdir, run.fold_params, step=results["epochs"])
+    save_params(workdir, {"params": run.fold_params, **run.fold_state} if run.fold_state
+                else run.fold_params, step=results["epochs"])
     storage.write_json(workdir / FOLDS_FILE, {
         "held_out_subjects": list(run.held_out_subjects),
         "folds": [{"fold": fold, "held_out_subject": subject,
@@ -128,14 +131,20 @@ def run_loso(config, cache: dict, workdir, *, text_encoder_dir: str | None = Non
              token_cache_path: str | None = None, keep_going: bool = False,
              allow_config_change: bool = False, log: Callable[[str], None] = print) -> dict:
     """One LOSO sweep of ``config`` on ``cache`` (read from ``token_cache_path``), written to
-    ``workdir`` inside ``workdir.open_run``; returns results.
+    ``workdir`` inside ``workdir.open_run``; returns results. ``text_encoder_dir`` replaces
+    ``config.text_encoder_dir`` (for D-FACE models; the baselines read no text).
 
     A workdir that finished with the same (resolved) config is not trained again: its
     results are returned. A fold whose loss or logits become NaN/inf is named (subject,
     first epoch) in results.json and on stderr, and the run then fails with
     :class:`RunDivergedError` unless ``keep_going``.
     """
-    experiment = build_experiment(config, cache, text_encoder_dir=text_encoder_dir)
+    if text_encoder_dir is not None and config.model == "dface":
+        # Recorded in the run's config.json, so that the same workdir run with another text
+        # encoder counts as a changed config instead of reusing results it did not produce.
+        config = config.copy_and_resolve_references()
+        config.text_encoder_dir = str(pathlib.Path(text_encoder_dir).resolve())
+    experiment = build_experiment(config, cache, source=token_cache_path or "token cache")
     resolved = resolved_config(config, experiment)
     if is_completed(workdir) and not config_changes(workdir, resolved):
         log(f"{workdir}: already finished with this config, reusing its results")
@@ -145,7 +154,7 @@ def run_loso(config, cache: dict, workdir, *, text_encoder_dir: str | None = Non
         "token_cache": "" if token_cache_path is None else storage.absolute(token_cache_path),
         "tokenizer_workdir": str(cache["tokenizer_workdir"]),
         "dataset_build": str(cache.get("dataset_build", "")),
-        "text_encoder": "none (pixel baseline)" if text is None else text["model"]}
+        "text_encoder": f"none ({config.model} baseline)" if text is None else text["model"]}
     with open_run(workdir, "loso", "loso", resolved, inputs=inputs,
                   allow_config_change=allow_config_change):
         if text is not None and text["warning"]:

@@ -98,9 +98,14 @@ class LosoData(NamedTuple):
 
 
 class TrainState(NamedTuple):
+    """One fold's training state; ``model_state`` holds the model's variable collections
+    other than params (``{"batch_stats": ...}`` for STSTNet's BatchNorm, ``{}`` for the
+    others), updated by training steps, not by the optimizer."""
+
     params: Any
     opt_state: Any
     step: jax.Array
+    model_state: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,25 +124,44 @@ class LosoModel:
     num_classes: int
     pretrained: dict | None = None
 
-    def init_params(self, key: jax.Array, example_input: jax.Array,
-                    pretrained: dict | None = None) -> dict:
-        """Every fold's initial params: the module's init, with ``pretrained`` (default
-        ``self.pretrained``) swapped in."""
-        params = dict(self.module.init(key, example_input, train=False)["params"])
+    def init_variables(self, key: jax.Array, example_input: jax.Array,
+                       pretrained: dict | None = None) -> tuple[dict, dict]:
+        """Every fold's initial (params, model_state): the module's init, with
+        ``pretrained`` (default ``self.pretrained``) swapped into the params;
+        ``model_state`` is every other variable collection (e.g. ``batch_stats``), ``{}``
+        for most models."""
+        variables = dict(self.module.init(key, example_input, train=False))
+        params = dict(variables.pop("params"))
         pretrained = self.pretrained if pretrained is None else pretrained
         for name, value in (pretrained or {}).items():
             if name not in params:
                 raise KeyError(f"pretrained params {name!r} do not belong to "
                                f"{type(self.module).__name__} (its params: {sorted(params)})")
             params[name] = jax.tree.map(jnp.asarray, value)
-        return params
+        return params, variables
 
-    def apply(self, params, inputs: jax.Array, *, train: bool, dropout_key: jax.Array | None = None
-              ) -> dict[str, jax.Array]:
+    def init_params(self, key: jax.Array, example_input: jax.Array,
+                    pretrained: dict | None = None) -> dict:
+        """The params of :meth:`init_variables`."""
+        return self.init_variables(key, example_input, pretrained)[0]
+
+    def apply(self, params, inputs: jax.Array, *, train: bool, dropout_key: jax.Array | None = None,
+              model_state: dict | None = None) -> dict[str, jax.Array]:
+        """The model's outputs (a dict with ``logits``). With a non-empty ``model_state``
+        and ``train``, the updated state (new BatchNorm running statistics) is returned
+        under ``"model_state"``."""
         rngs = ({} if dropout_key is None else
                 {"dropout": dropout_key, "nsvq": jax.random.fold_in(dropout_key, 1)})
-        raw = self.module.apply({"params": params}, inputs, train=train, rngs=rngs)
+        model_state = dict(model_state or {})
+        mutable = sorted(model_state) if train and model_state else False
+        raw = self.module.apply({"params": params, **model_state}, inputs, train=train,
+                                rngs=rngs, mutable=mutable)
+        updated = None
+        if mutable:
+            raw, updated = raw
         outputs = dict(raw) if isinstance(raw, dict) else {"logits": raw}
+        if updated is not None:
+            outputs["model_state"] = dict(updated)
         if "logits" not in outputs:
             raise ValueError(f"{type(self.module).__name__} returned {sorted(outputs)}; "
                              "the LOSO loop needs a 'logits' entry")
@@ -190,7 +214,8 @@ class FoldFunctions(NamedTuple):
     init: Callable          # (fold_key, pretrained) -> TrainState
     batches: Callable       # (fold_key, epoch, train_mask) -> int32 [S, B]
     train_step: Callable    # (state, batch_index [B], fold_key, class_weights, data, anchors) -> (state, loss)
-    evaluate: Callable      # (params, test_index [T], data) -> dict(logits [T, K], attention?)
+    # (params, model_state, test_index [T], data) -> dict(logits [T, K], attention?)
+    evaluate: Callable
 
 
 def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax.Array,
@@ -201,8 +226,11 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
                           f"token cache has {model.num_classes} classes (one weight per class, "
                           "in label order)")
     if config.edclip_weight > 0:
-        probe = jax.eval_shape(lambda: model.apply(
-            model.init_params(jax.random.PRNGKey(0), example_input), example_input, train=False))
+        def probe_outputs():
+            params, model_state = model.init_variables(jax.random.PRNGKey(0), example_input)
+            return model.apply(params, example_input, train=False, model_state=model_state)
+
+        probe = jax.eval_shape(probe_outputs)
         if "text_features" not in probe:
             raise ValueError(f"train.edclip_weight={config.edclip_weight} but "
                              f"{type(model.module).__name__} has no text_features output; "
@@ -220,8 +248,8 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
 
     def init(fold_key, pretrained):
         init_key, _, _ = split_key(fold_key)
-        params = model.init_params(init_key, example_input, pretrained)
-        return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+        params, model_state = model.init_variables(init_key, example_input, pretrained)
+        return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), model_state)
 
     def batches(fold_key, epoch, train_mask):
         _, sample_key, _ = split_key(fold_key)
@@ -234,16 +262,21 @@ def fold_functions(model: LosoModel, config: LosoTrainConfig, example_input: jax
         inputs, labels = data.inputs[batch_index], data.labels[batch_index]
 
         def objective(params):
-            outputs = model.apply(params, inputs, train=True, dropout_key=step_key)
-            return loss_terms(outputs, labels, class_weights, anchors, data.label_to_anchor, config)
+            outputs = model.apply(params, inputs, train=True, dropout_key=step_key,
+                                  model_state=state.model_state)
+            model_state = outputs.pop("model_state", state.model_state)
+            loss, _ = loss_terms(outputs, labels, class_weights, anchors, data.label_to_anchor,
+                                 config)
+            return loss, model_state
 
-        (loss, _), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, model_state), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), loss
+        return TrainState(params, opt_state, state.step + 1, model_state), loss
 
-    def evaluate(params, test_index, data):
-        outputs = model.apply(params, data.inputs[test_index], train=False)
+    def evaluate(params, model_state, test_index, data):
+        outputs = model.apply(params, data.inputs[test_index], train=False,
+                              model_state=model_state)
         kept = {"logits": outputs["logits"].astype(jnp.float32)}
         if "attention" in outputs:
             kept["attention"] = outputs["attention"].astype(jnp.float32)

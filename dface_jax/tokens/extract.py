@@ -1,4 +1,6 @@
-"""Token extraction: every clip's (onset, apex) pair through a frozen tokenizer, once.
+"""Token extraction: every clip's (onset, apex) pair through a frozen tokenizer, once, with
+the images the baselines read (the frame difference, and the optical flow and strain of
+:mod:`dface_jax.tokens.flow`, computed on the host with OpenCV).
 
 The result is the token cache (:mod:`dface_jax.tokens.cache`) that every LOSO sweep reads.
 """
@@ -14,6 +16,7 @@ import tqdm
 
 from data_pipelines import storage
 from dface_jax.runtime.batching import pad_rows
+from dface_jax.tokens.flow import FLOW_METHOD, FLOW_SIZE, onset_apex_flow
 
 
 def match_channels(frames: jax.Array, channels: int) -> jax.Array:
@@ -72,7 +75,7 @@ def _check_sample(index: int, sample: Mapping[str, Any], frame_shape: tuple | No
 def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, Any]], *,
                    label_names: Sequence[str], batch_size: int = 64, difference_size: int = 32,
                    tokenizer_workdir: str = "", apex_rule: str = "", keep_frames: bool = False,
-                   progress: bool = False) -> dict[str, np.ndarray]:
+                   flow_size: int = FLOW_SIZE, progress: bool = False) -> dict[str, np.ndarray]:
     """Encodes every sample's (onset, apex) pair; returns the token cache as a dict.
 
     Args:
@@ -83,6 +86,7 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
       batch_size: clips per compiled call; the last batch is padded (one compilation).
       difference_size: side of the stored ``frame_difference``.
       keep_frames: also store ``pair_frames`` (for joint tokenizer fine-tuning).
+      flow_size: side of the stored ``optical_flow`` and ``optical_strain``.
       progress: show a bar of encoded clips.
     Returns:
       The cache dict (see the module docstring).
@@ -93,7 +97,8 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
     outputs: dict[str, list] = {"action_tokens": [], "action_vectors": [], "frame_difference": []}
     if keep_frames:
         outputs["pair_frames"] = []
-    meta: dict[str, list] = {"labels": [], "subjects": [], "datasets": [], "clip_ids": []}
+    meta: dict[str, list] = {"labels": [], "subjects": [], "datasets": [], "clip_ids": [],
+                             "optical_flow": [], "optical_strain": []}
     frame_shape = None
     bar = tqdm.tqdm(total=len(samples), desc="extract tokens", unit="clip", dynamic_ncols=True,
                     delay=0.5, disable=not progress)
@@ -109,6 +114,10 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
             meta["subjects"].append(str(sample["subject"]))
             meta["datasets"].append(str(sample["dataset"]))
             meta["clip_ids"].append(str(sample["clip_id"]))
+            # OpenCV on the host, clip by clip, while the tokenizer runs batched on device.
+            flow, strain = onset_apex_flow(sample["onset"], sample["apex"], flow_size)
+            meta["optical_flow"].append(flow)
+            meta["optical_strain"].append(strain)
         real = len(batch)
         # Padded with copies of the last clip (dropped below), so encode compiles once.
         onset, apex = pad_rows([np.stack([np.asarray(s[k], np.float32) for s in batch])
@@ -121,6 +130,9 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
     cache["labels"] = np.asarray(meta["labels"], np.int32)
     for name in ("subjects", "datasets", "clip_ids"):
         cache[name] = np.asarray(meta[name], dtype=str)
+    cache["optical_flow"] = np.stack(meta["optical_flow"])
+    cache["optical_strain"] = np.stack(meta["optical_strain"])
+    cache["flow_method"] = np.asarray(FLOW_METHOD.format(size=flow_size))
     cache["label_names"] = np.asarray(tuple(label_names), dtype=str)
     cache["tokenizer_workdir"] = np.asarray(str(tokenizer_workdir))
     cache["apex_rule"] = np.asarray(str(apex_rule))
@@ -129,8 +141,8 @@ def extract_tokens(params: Any, tok_config: Any, samples: Sequence[Mapping[str, 
 
 def extract_dataset(tokenizer_workdir: storage.PathLike, dataset: str, data_dir: storage.PathLike,
                     *, batch_size: int = 64, difference_size: int = 32,
-                    build_config: str | None = None, keep_frames: bool = False
-                    ) -> dict[str, np.ndarray]:
+                    build_config: str | None = None, keep_frames: bool = False,
+                    flow_size: int = FLOW_SIZE) -> dict[str, np.ndarray]:
     """The token cache of a built MER dataset (``load_mer_source(dataset, data_dir)``);
     the tokenizer workdir and the data dir may be local or ``gs://``."""
     from data_pipelines.me.datasets import load_mer_source
@@ -151,6 +163,7 @@ def extract_dataset(tokenizer_workdir: storage.PathLike, dataset: str, data_dir:
     cache = extract_tokens(params, tok_config, source, label_names=source.label_names,
                            batch_size=batch_size, difference_size=difference_size,
                            tokenizer_workdir=storage.absolute(tokenizer_workdir),
-                           apex_rule=str(apex_rule), keep_frames=keep_frames, progress=True)
+                           apex_rule=str(apex_rule), keep_frames=keep_frames,
+                           flow_size=flow_size, progress=True)
     cache["dataset_build"] = np.asarray(storage.absolute(source.build_dir))
     return cache

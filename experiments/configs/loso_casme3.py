@@ -64,6 +64,7 @@ import ml_collections
 
 from dface_jax.configs import section
 from dface_jax.loso.step import LosoTrainConfig
+from dface_jax.models.flow_baselines import OFFApexNetConfig, STSTNetConfig
 from dface_jax.models.pixel_baseline import PixelBaselineConfig
 from dface_jax.models.token_classifier import ClassifierConfig
 
@@ -77,7 +78,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"unknown loso_casme3 variant {arg!r}; use one of {VARIANTS}")
     config = ml_collections.ConfigDict()
     config.dataset = "casme3"
-    config.model = "dface"                 # "dface" (token Transformer) or "pixel" (baseline CNN)
+    # "dface" (token Transformer), or a baseline CNN: "pixel", "ststnet", "off_apexnet"
+    config.model = "dface"
     config.token_order = "original"        # or "shuffled_per_clip" (needs finetune_tokenizer=False)
     config.token_shuffle_seed = 0
     config.text_encoder_dir = ""           # local HF text model dir; "" = random, non-semantic
@@ -90,11 +92,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.classifier = section(ClassifierConfig,
                                 exclude=("num_classes", "seq_len", "input_dim", "text_dim"))
     config.pixel = section(PixelBaselineConfig, exclude=("num_classes",))
+    config.ststnet = section(STSTNetConfig, exclude=("num_classes",))
+    config.off_apexnet = section(OFFApexNetConfig, exclude=("num_classes",))
     config.train = section(LosoTrainConfig, class_weights=RELEASED_CLASS_WEIGHTS)
     config.compare = ml_collections.ConfigDict(dict(seeds=(0, 1, 2)))
     if arg == "tiny":
         config.classifier.update(dim=16, depth=1, heads=2, mlp_dim=32)
         config.pixel.features = (4, 8)
+        config.off_apexnet.update(conv_features=(2, 4), hidden=(16,))
         config.train.update(epochs=2, batch_size=4)
         config.text_random_width = 16
         config.compare.seeds = (0, 1)

@@ -4,8 +4,10 @@
 Choices, all to fit a budget of minutes on a 2-core CPU, none tuned to the results table:
 64 px gray frames everywhere (SynthFACS renders, the TFDS build, the tokenizer); the
 tokenizer of ``pretrain_synthetic.py`` as it is; LOSO over the 68 composite subjects with
-the ``loso_composite.py:synth`` model, and the comparison (D-FACE, ablations, pixel
-baseline) with one seed (``--config.loso.compare.seeds=(0,1,2)`` gives the spread).
+the ``loso_composite.py:synth`` model, and the comparison (D-FACE, ablations, pixel CNN,
+STSTNet, OFF-ApexNet) with one seed (``--config.loso.compare.seeds=(0,1,2)`` gives the
+spread). ``loso.text_encoder_dir`` is empty: the quickstart then uses the installed
+all-MiniLM-L6-v2 package if there is one (``dface_jax.quickstart.choose_text_encoder``).
 
 Variant ``tiny`` shrinks every stage further (32 px, a handful of steps and epochs); it
 exists for the end-to-end test and proves only that the pipeline runs.
