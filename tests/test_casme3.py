@@ -273,7 +273,8 @@ def test_released_config_and_prompts():
     config = load_config("loso_casme3.py")
     assert config.dataset == "casme3" and config.finetune_tokenizer is True
     assert config.classifier.to_dict() == {"dim": 512, "depth": 2, "heads": 8, "mlp_dim": 512,
-                                       "dropout": 0.2, "pooling": "softmax"}
+                                       "dropout": 0.2, "pooling": "softmax",
+                                       "dtype": "float32"}  # the release's precision
     train = config.train
     assert (train.epochs, train.batch_size, train.learning_rate, train.beta1, train.beta2,
             train.weight_decay, train.lr_schedule) == (120, 16, 2e-4, 0.85, 0.98, 1e-5, "constant")
