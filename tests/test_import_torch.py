@@ -1,7 +1,7 @@
 """`dface-jax import-torch`: the parity fixture's released weights, converted through the command
 into workdirs, load through the analysis API and the token extraction and compute the
 release's numbers; mismatched or unreadable checkpoints are refused with a message naming the
-problem (tests/fixtures/released_dface_parity_small.npz, README in /work/shared/fixtures)."""
+problem (tests/fixtures/released_dface_parity_small.npz, README in the shared fixtures folder, ../shared/fixtures)."""
 
 import importlib.util
 import json

@@ -1,6 +1,6 @@
 """Our tokenizer, given the released weights through the converter, computes what the
 authors' PyTorch ``LatentActionQuantization`` computed (tests/fixtures/README in
-/work/shared: released_dface_parity_small.npz)."""
+../shared/fixtures: released_dface_parity_small.npz)."""
 
 import dataclasses
 import pathlib
