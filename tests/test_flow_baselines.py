@@ -14,6 +14,7 @@ import pytest
 from dface_jax.loso import experiment as experiment_lib, step
 from dface_jax.models.flow_baselines import OFFApexNet, OFFApexNetConfig, STSTNet, STSTNetConfig
 from dface_jax.tokens import cache as cache_lib
+from test_loso import _random_cache  # the same 12-clip cache the LOSO tests use
 
 LABEL_NAMES = ("negative", "positive", "surprise")
 
@@ -107,15 +108,6 @@ def test_training_lowers_the_loss_on_a_tiny_batch(name):
         model_state = new_state
     after = eval_loss(params, model_state)
     assert after < 0.5 * before, (before, after)
-
-
-def _random_cache(num_subjects=4, per_subject=3):
-    rng = np.random.default_rng(0)
-    num_clips = num_subjects * per_subject
-    subjects = [f"{'casme2' if i % 2 else 'samm'}/s{i % num_subjects}" for i in range(num_clips)]
-    return cache_lib.synthetic_token_cache(rng.integers(0, 3, num_clips), subjects,
-                                           [s.split("/")[0] for s in subjects], LABEL_NAMES,
-                                           vector_dim=8, difference_size=8)
 
 
 def test_experiment_reads_the_flow_and_refuses_a_cache_without_it():
