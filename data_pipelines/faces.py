@@ -61,32 +61,30 @@ class CropInfo:
     method: str  # "detector", "center_fallback" or "trusted"
 
 
-def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as gray uint8 [H, W]; raises :class:`ImageReadError` if it can't."""
+def _decode(path: str | os.PathLike, flag: int) -> np.ndarray:
+    """Decodes an image file with ``cv2.imdecode(.., flag)``; raises :class:`ImageReadError`
+    naming the file if it is missing or cannot be decoded."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: image file not found")
     # imdecode from bytes copes with non-ASCII paths where imread does not.
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    image = cv2.imdecode(data, flag) if data.size else None
     if image is None:
         raise ImageReadError(f"{path}: unreadable image; expected a JPEG/PNG/BMP file "
                              f"({data.size} bytes could not be decoded)")
     return image
 
 
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as gray uint8 [H, W]; raises :class:`ImageReadError` if it can't."""
+    return _decode(path, cv2.IMREAD_GRAYSCALE)
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as RGB uint8 [H, W, 3] (a gray file gets its level in R, G and B,
     as PIL's ``convert('RGB')`` does); raises :class:`ImageReadError` if it can't."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: image file not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageReadError(f"{path}: unreadable image; expected a JPEG/PNG/BMP file "
-                             f"({data.size} bytes could not be decoded)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # OpenCV decodes to BGR
+    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)  # OpenCV: BGR
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
